@@ -1,0 +1,110 @@
+"""`harness`: a thin click layer. Each command parses, calls one library function,
+and renders; HarnessError becomes one line on stderr and its exit code."""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from . import render
+from .errors import HarnessError, UsageError
+
+repo_option = click.option("--repo", type=click.Path(path_type=Path), default=Path("."),
+                           show_default=True, help="The target git repository.")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+
+
+def _stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def guarded(fn):
+    """Turn the harness's own errors into one clear line and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except HarnessError as exc:
+            _stderr(f"harness: {exc}")
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            _stderr("harness: interrupted")
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="harness")
+def main() -> None:
+    """Run coding agents in parallel, each in its own worktree and sandbox;
+    integrate their branches, gate CI on the merged result, benchmark strategies."""
+
+
+@main.command()
+@click.argument("plan", type=click.Path(path_type=Path))
+@repo_option
+@click.option("--max-parallel", type=int, help="Most agents at once (overrides the plan).")
+@click.option("--sandbox", type=click.Choice(["docker", "local"]), help="Sandbox backend (overrides the plan).")
+@click.option("--run-id", help="Run id (default: from the plan, or generated).")
+@click.option("--keep-sandboxes", is_flag=True, help="Keep containers after their attempt.")
+@json_option
+@guarded
+def run(plan: Path, repo: Path, max_parallel: int | None, sandbox: str | None, run_id: str | None,
+        keep_sandboxes: bool, as_json: bool) -> None:
+    """Run PLAN: every task in its own worktree, branch and sandbox."""
+    from .runs import run_plan
+
+    record = run_plan(plan, repo, progress=_stderr, run_id=run_id, sandbox=sandbox,
+                      max_parallel=max_parallel, keep_sandboxes=keep_sandboxes)
+    click.echo(record.model_dump_json(indent=2) if as_json else render.run_summary(record))
+    sys.exit(0 if record.ok else 1)
+
+
+@main.command()
+@repo_option
+@guarded
+def status(repo: Path) -> None:
+    """List the runs of this repository."""
+    from .store import list_runs
+    from .workspace import Workspace
+
+    click.echo(render.run_list(list_runs(Workspace(repo))))
+
+
+@main.command()
+@click.argument("run_id")
+@click.argument("task", required=False)
+@repo_option
+@json_option
+@guarded
+def show(run_id: str, task: str | None, repo: Path, as_json: bool) -> None:
+    """Show a run, or one task of it."""
+    from .store import open_run
+
+    _, _, record = open_run(repo, run_id)
+    if task is None:
+        click.echo(record.model_dump_json(indent=2) if as_json else render.run_detail(record))
+        return
+    if task not in record.tasks:
+        raise UsageError(f"run {run_id!r} has no task {task!r}")
+    result = record.tasks[task]
+    click.echo(result.model_dump_json(indent=2) if as_json else render.task_detail(record, result))
+
+
+@main.command()
+@click.argument("run_id")
+@repo_option
+@click.option("--force", is_flag=True, help="Also remove worktrees holding uncommitted changes.")
+@guarded
+def clean(run_id: str, repo: Path, force: bool) -> None:
+    """Remove a run's worktrees and leftover sandboxes; its branches stay."""
+    from .runs import clean_run
+
+    removed = clean_run(repo, run_id, force=force)
+    click.echo(f"removed {len(removed)} worktree(s)/sandbox(es) of run {run_id}; branches stay")

@@ -1,0 +1,200 @@
+"""Configuration as data: plans, strategies, sandboxes and agents.
+
+Every model forbids unknown keys so a typo in a plan is an error that names the
+file, the task and the field, never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import PlanError
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+_ID_RE = re.compile(ID_PATTERN)
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+
+class LocalSandboxConfig(_Config):
+    """Run the agent as a plain subprocess in its worktree. Does not isolate."""
+
+    type: Literal["local"] = "local"
+
+
+class DockerSandboxConfig(_Config):
+    """One locked-down container per attempt; the defaults are closed."""
+
+    type: Literal["docker"] = "docker"
+    image: str = "harness/python:latest"
+    """Image to run; build the bundled ones with `harness image build`."""
+    network: Literal["none", "bridge", "host"] = "none"
+    """Network mode. An agent that calls an API opts in with "bridge"."""
+    memory: str = "2g"
+    """Memory limit (docker syntax); swap is not allowed on top of it."""
+    cpus: float = 1.0
+    """CPU quota in cores."""
+    pids_limit: int = 512
+    """Most processes and threads the container may hold at once."""
+    read_only_root: bool = True
+    """Mount the image's root filesystem read-only; /tmp is a tmpfs."""
+    tmpfs_size: str = "512m"
+    """Size of the tmpfs mounted at /tmp."""
+    cap_add: list[str] = []
+    """Capabilities added back after dropping all (e.g. SYS_PTRACE for a profiler)."""
+    user: str | None = None
+    """uid:gid to run as; default is the invoking user's, so files come back theirs."""
+    keep: bool = False
+    """Keep the container after the attempt for debugging."""
+
+
+SandboxConfig = Annotated[Union[LocalSandboxConfig, DockerSandboxConfig], Field(discriminator="type")]
+
+
+class CommandAgentConfig(_Config):
+    """Run a command (a script or a CLI coding agent) in the sandbox."""
+
+    type: Literal["command"] = "command"
+    command: str | None = None
+    """Shell command line, run with `sh -c` in the workspace."""
+
+
+AgentConfig = Annotated[Union[CommandAgentConfig], Field(discriminator="type")]
+
+
+def _coerce_typed(value: Any) -> Any:
+    """Let a plan say `sandbox = "local"` as shorthand for `{type = "local"}`."""
+    if isinstance(value, str):
+        return {"type": value}
+    return value
+
+
+class ContextConfig(_Config):
+    files: list[str] = []
+    """Files (relative to the plan file) copied into $HARNESS_DIR/context/."""
+    notes: list[str] = []
+    """Notes handed to the agent in its task spec."""
+
+
+class StrategyFile(_Config):
+    """A declarative optimization strategy (strategies/<target>/<name>.toml)."""
+
+    name: str
+    description: str = ""
+    prompt: str
+    """What an LLM agent should do, in words."""
+    command: str | None = None
+    """A command that performs the strategy deterministically."""
+    files: list[str] = []
+    """Files (relative to the strategy file) copied into $HARNESS_DIR/context/."""
+    write_scope: list[str] = []
+    """Path globs the strategy may change."""
+    timeout_s: float | None = None
+    retries: int | None = Field(default=None, ge=0)
+    env: dict[str, str] = {}
+
+
+class RunConfig(_Config):
+    """The [run] table of a plan."""
+
+    id: str | None = Field(default=None, pattern=ID_PATTERN)
+    """Run id; default is generated from the time."""
+    base: str = "HEAD"
+    """Ref or commit every task starts from."""
+    max_parallel: int = Field(default=4, ge=1, le=1024)
+    """Most agents running at once."""
+    sandbox: SandboxConfig = DockerSandboxConfig()
+    agent: AgentConfig = CommandAgentConfig()
+    timeout_s: float = Field(default=600.0, gt=0)
+    """Per-attempt time limit; the whole process group (or container) is killed."""
+    retries: int = Field(default=0, ge=0, le=20)
+    """Extra attempts after a failed one."""
+    backoff_s: float = Field(default=0.5, ge=0)
+    """Wait before retry k is backoff_s * 2**(k-1)."""
+    test_cmd: str | None = None
+    """Test command the gate runs on the merged result."""
+    env: dict[str, str] = {}
+
+    _coerce = field_validator("sandbox", "agent", mode="before")(lambda cls, v: _coerce_typed(v))
+
+
+class TaskConfig(_Config):
+    """One [[task]] entry of a plan."""
+
+    id: str = Field(pattern=ID_PATTERN)
+    prompt: str = ""
+    strategy: str | None = None
+    """Strategy file (relative to the plan file); the task inherits its settings."""
+    command: str | None = None
+    """Command for the command agent."""
+    write_scope: list[str] | None = None
+    depends_on: list[str] = []
+    context: ContextConfig = ContextConfig()
+    timeout_s: float | None = Field(default=None, gt=0)
+    retries: int | None = Field(default=None, ge=0, le=20)
+    sandbox: SandboxConfig | None = None
+    agent: AgentConfig | None = None
+    env: dict[str, str] = {}
+
+    _coerce = field_validator("sandbox", "agent", mode="before")(lambda cls, v: _coerce_typed(v))
+
+
+class Plan(_Config):
+    run: RunConfig = RunConfig()
+    task: list[TaskConfig] = Field(min_length=1)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError(f"{path}: cannot read: {exc}") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PlanError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _describe(path: Path, data: dict[str, Any], exc: ValidationError) -> str:
+    """One line naming the file, the task (by id when it has one) and the field."""
+    err = exc.errors()[0]
+    loc = list(err["loc"])
+    where = ".".join(str(p) for p in loc)
+    if len(loc) >= 2 and loc[0] == "task" and isinstance(loc[1], int):
+        tasks = data.get("task") or []
+        tid = tasks[loc[1]].get("id") if loc[1] < len(tasks) and isinstance(tasks[loc[1]], dict) else None
+        field = ".".join(str(p) for p in loc[2:]) or "(entry)"
+        where = f"task {tid!r} field {field}" if tid else f"task #{loc[1] + 1} field {field}"
+    more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""
+    return f"{path}: {where}: {err['msg']}{more}"
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and validate a plan file. Raises PlanError naming file, task and field."""
+    data = _read_toml(path)
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError(_describe(path, data, exc)) from None
+
+
+def load_strategy(path: Path) -> StrategyFile:
+    """Read and validate a strategy file. Raises PlanError."""
+    data = _read_toml(path)
+    try:
+        return StrategyFile.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError(_describe(path, data, exc)) from None
+
+
+def valid_id(value: str) -> bool:
+    return bool(_ID_RE.match(value))

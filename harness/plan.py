@@ -1,0 +1,163 @@
+"""From a plan file to validated, resolved tasks, checked before anything is created."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import (AgentConfig, CommandAgentConfig, DockerSandboxConfig, LocalSandboxConfig, Plan,
+                     RunConfig, StrategyFile, load_plan, load_strategy, valid_id)
+from .errors import PlanError, UsageError
+
+
+@dataclass(frozen=True)
+class ResolvedTask:
+    """A task with its strategy's settings and the run's defaults filled in."""
+
+    id: str
+    prompt: str
+    agent: AgentConfig
+    sandbox: LocalSandboxConfig | DockerSandboxConfig
+    timeout_s: float
+    retries: int
+    backoff_s: float
+    write_scope: list[str]
+    depends_on: list[str]
+    context_files: list[Path]
+    notes: list[str]
+    env: dict[str, str]
+    strategy: str | None = None
+    order: int = 0
+
+
+@dataclass
+class ResolvedPlan:
+    path: Path | None
+    run: RunConfig
+    tasks: dict[str, ResolvedTask] = field(default_factory=dict)
+    raw: dict = field(default_factory=dict)
+
+    def dependents(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {t: [] for t in self.tasks}
+        for t in self.tasks.values():
+            for d in t.depends_on:
+                out[d].append(t.id)
+        return out
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(2)
+
+
+def resolve_plan(path: Path, *, sandbox: str | None = None, max_parallel: int | None = None,
+                 keep_sandboxes: bool = False) -> ResolvedPlan:
+    """Load, validate and resolve a plan. Raises PlanError / UsageError, creates nothing."""
+    plan = load_plan(path)
+    return resolve(plan, path, sandbox=sandbox, max_parallel=max_parallel,
+                   keep_sandboxes=keep_sandboxes)
+
+
+def resolve(plan: Plan, path: Path | None, *, sandbox: str | None = None,
+            max_parallel: int | None = None, keep_sandboxes: bool = False) -> ResolvedPlan:
+    run = plan.run
+    updates: dict = {}
+    if max_parallel is not None:
+        if max_parallel < 1:
+            raise UsageError("--max-parallel must be at least 1")
+        updates["max_parallel"] = max_parallel
+    if sandbox is not None:
+        updates["sandbox"] = _sandbox_override(run.sandbox, sandbox)
+    if updates:
+        run = run.model_copy(update=updates)
+    base_dir = path.parent if path else Path.cwd()
+    where = str(path) if path else "plan"
+    out = ResolvedPlan(path=path, run=run, raw=plan.model_dump(mode="json"))
+    for order, t in enumerate(plan.task):
+        if t.id in out.tasks:
+            raise PlanError(f"{where}: duplicate task id {t.id!r}")
+        strat: StrategyFile | None = None
+        strat_dir = base_dir
+        if t.strategy:
+            spath = (base_dir / t.strategy).resolve()
+            if not spath.is_file():
+                raise PlanError(f"{where}: task {t.id!r} field strategy: no strategy file {t.strategy}")
+            strat, strat_dir = load_strategy(spath), spath.parent
+        command = t.command or (strat.command if strat else None)
+        agent = t.agent or run.agent
+        if isinstance(agent, CommandAgentConfig) and command:
+            agent = agent.model_copy(update={"command": command})
+        if isinstance(agent, CommandAgentConfig) and not agent.command:
+            raise PlanError(f"{where}: task {t.id!r} field command: the command agent needs a command")
+        files = [(strat_dir / f) for f in (strat.files if strat else [])]
+        files += [(base_dir / f) for f in t.context.files]
+        for f in files:
+            if not f.is_file():
+                raise PlanError(f"{where}: task {t.id!r}: context file {f} not found")
+        names = [f.name for f in files]
+        if len(set(names)) != len(names):
+            raise PlanError(f"{where}: task {t.id!r}: two context files share a name")
+        task_sandbox = t.sandbox or run.sandbox
+        if sandbox is not None:
+            task_sandbox = _sandbox_override(task_sandbox, sandbox)
+        if keep_sandboxes and isinstance(task_sandbox, DockerSandboxConfig):
+            task_sandbox = task_sandbox.model_copy(update={"keep": True})
+        out.tasks[t.id] = ResolvedTask(
+            id=t.id,
+            prompt=t.prompt or (strat.prompt if strat else ""),
+            agent=agent,
+            sandbox=task_sandbox,
+            timeout_s=t.timeout_s or (strat.timeout_s if strat and strat.timeout_s else run.timeout_s),
+            retries=t.retries if t.retries is not None else (
+                strat.retries if strat and strat.retries is not None else run.retries),
+            backoff_s=run.backoff_s,
+            write_scope=t.write_scope if t.write_scope is not None else (strat.write_scope if strat else []),
+            depends_on=list(t.depends_on),
+            context_files=files,
+            notes=list(t.context.notes),
+            env={**run.env, **(strat.env if strat else {}), **t.env},
+            strategy=strat.name if strat else None,
+            order=order,
+        )
+    _check_graph(out, where)
+    return out
+
+
+def _sandbox_override(current, name: str):
+    if name == current.type:
+        return current
+    if name == "local":
+        return LocalSandboxConfig()
+    if name == "docker":
+        return DockerSandboxConfig()
+    raise UsageError(f"unknown sandbox {name!r}; known: local, docker")
+
+
+def _check_graph(plan: ResolvedPlan, where: str) -> None:
+    for t in plan.tasks.values():
+        for d in t.depends_on:
+            if d not in plan.tasks:
+                raise PlanError(f"{where}: task {t.id!r} field depends_on: no task {d!r}")
+            if d == t.id:
+                raise PlanError(f"{where}: task {t.id!r} depends on itself")
+    state: dict[str, int] = {}
+
+    def visit(tid: str, path: list[str]) -> None:
+        if state.get(tid) == 2:
+            return
+        if state.get(tid) == 1:
+            cycle = path[path.index(tid):] + [tid]
+            raise PlanError(f"{where}: dependency cycle: {' -> '.join(cycle)}")
+        state[tid] = 1
+        for d in plan.tasks[tid].depends_on:
+            visit(d, path + [tid])
+        state[tid] = 2
+
+    for tid in plan.tasks:
+        visit(tid, [])
+
+
+def check_run_id(run_id: str) -> None:
+    if not valid_id(run_id):
+        raise UsageError(f"invalid run id {run_id!r}: letters, digits, '.', '_' and '-' only")

@@ -1,0 +1,38 @@
+"""The extension seams: a Sandbox runs commands, an Agent does a task in one.
+
+Structural protocols, so a test double or a new backend needs no inheritance.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from .schema import SandboxRequest, SandboxResult, TaskSpec
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    name: str
+    """Short name: "local", "docker"."""
+    isolates: bool
+    """Whether the agent is kept from the host (network, files, limits)."""
+
+    def check(self) -> None:
+        """Raise SandboxUnavailable when this backend cannot run at all."""
+
+    def run(self, req: SandboxRequest) -> SandboxResult:
+        """Run one command to its end or its timeout. A failing command is a result;
+        only the harness's own breakage raises (SandboxError)."""
+
+    def cleanup(self, run_id: str | None = None) -> list[str]:
+        """Remove what earlier runs left behind, found by label; return what was removed."""
+
+
+@runtime_checkable
+class Agent(Protocol):
+    name: str
+
+    def run(self, spec: TaskSpec, sandbox: Sandbox, workspace: Path, harness_dir: Path,
+            log_path: Path) -> SandboxResult:
+        """Do the task in the workspace through the sandbox; the harness commits after."""
