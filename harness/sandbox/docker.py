@@ -1,0 +1,294 @@
+"""The docker sandbox: one locked-down container per attempt.
+
+Only the attempt's worktree is mounted (rw at /workspace) and its harness dir (ro at
+/harness); the shared .git, other worktrees and the Docker socket stay outside. The
+defaults are closed: network none, all capabilities dropped, no new privileges,
+read-only root with a tmpfs /tmp, memory (no swap), CPU and pids limits, and the
+invoking user's uid:gid so files come back theirs. The `docker` package is imported
+when a DockerSandbox is made, never at `import harness` time.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any
+
+from ..config import DockerSandboxConfig
+from ..errors import SandboxError, SandboxUnavailable
+from ..schema import SandboxRequest, SandboxResult
+
+TAIL_BYTES = 4096
+WORKSPACE = "/workspace"
+HARNESS_DIR = "/harness"
+SANDBOX_LABEL = "harness.sandbox"
+RUN_LABEL = "harness.run"
+_NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]+")
+_HOW_TO_START = "start it with scripts/lib/docker-up.sh, or use --sandbox local"
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def docker_client() -> Any:
+    """One shared SDK client per process (it is thread-safe), with a connection pool
+    big enough for many attempts streaming logs at once. Raises SandboxUnavailable."""
+    try:
+        import docker
+    except ImportError:  # pragma: no cover - docker is a dependency
+        raise SandboxUnavailable("the `docker` Python package is not installed; use --sandbox local") from None
+    key = os.environ.get("DOCKER_HOST", "")
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            try:
+                client = docker.from_env(timeout=60, max_pool_size=512)
+            except docker.errors.DockerException as exc:
+                raise SandboxUnavailable(f"Docker daemon not reachable ({_first_line(exc)}); {_HOW_TO_START}") from None
+            _clients[key] = client
+        return client
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class DockerSandbox:
+    name = "docker"
+    isolates = True
+
+    def __init__(self, config: DockerSandboxConfig | None = None) -> None:
+        self.config = config or DockerSandboxConfig()
+        self._image_id: str | None = None
+
+    @property
+    def image_id(self) -> str | None:
+        """The exact image every attempt runs, known once check() or run() resolved it."""
+        return self._image_id
+
+    # --- protocol ------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Raise SandboxUnavailable when the daemon is down or the image is missing."""
+        client = docker_client()
+        try:
+            client.ping()
+        except Exception as exc:
+            _clients.clear()
+            raise SandboxUnavailable(f"Docker daemon not reachable ({_first_line(exc)}); {_HOW_TO_START}") from None
+        self._resolve_image(client)
+
+    def run(self, req: SandboxRequest) -> SandboxResult:
+        """Run req.command in a fresh container to its end or its timeout.
+
+        A failing, timed-out or OOM-killed command is a result. Raises
+        SandboxUnavailable (daemon down, image missing) and SandboxError (the
+        workspace is missing, the daemon refused the container)."""
+        import docker
+        import requests
+
+        for path in (req.workspace, req.harness_dir):
+            if not path.is_dir():
+                raise SandboxError(f"sandbox mount source {path} is not a directory")
+        client = docker_client()
+        image = self._resolve_image(client)
+        req.log_path.parent.mkdir(parents=True, exist_ok=True)
+        start = time.monotonic()
+        try:
+            container = client.containers.create(**self._create_args(req))
+        except docker.errors.ImageNotFound:
+            self._image_id = None
+            raise self._missing_image() from None
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"docker create failed: {_api_message(exc)}") from None
+        except requests.exceptions.ConnectionError as exc:
+            raise SandboxUnavailable(f"Docker daemon not reachable ({_first_line(exc)}); {_HOW_TO_START}") from None
+        try:
+            return self._run_container(client, container, req, image, start)
+        finally:
+            if not self.config.keep:
+                _remove(container)
+
+    def cleanup(self, run_id: str | None = None) -> list[str]:
+        """Remove containers this backend left behind, found by label. With a run id,
+        every container of that run (running or not); without, only stopped ones,
+        so concurrent runs are never touched. Returns the removed container names."""
+        import docker
+
+        client = docker_client()
+        label = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+        removed = []
+        for container in client.containers.list(all=True, filters={"label": [label, SANDBOX_LABEL]}):
+            if run_id is None and container.status in ("running", "restarting", "paused"):
+                continue
+            try:
+                container.remove(force=True)
+                removed.append(container.name)
+            except docker.errors.NotFound:
+                pass
+        return removed
+
+    # --- pieces --------------------------------------------------------------------
+
+    def _missing_image(self) -> SandboxUnavailable:
+        image = self.config.image
+        hint = image.split("/", 1)[1].split(":", 1)[0] if image.startswith("harness/") else "<name>"
+        return SandboxUnavailable(f"sandbox image {image} is missing; build it with "
+                                  f"`harness image build {hint}`, or use --sandbox local")
+
+    def _resolve_image(self, client: Any) -> str:
+        import docker
+
+        if self._image_id is None:
+            try:
+                self._image_id = client.images.get(self.config.image).id
+            except docker.errors.ImageNotFound:
+                raise self._missing_image() from None
+            except docker.errors.APIError as exc:
+                raise SandboxUnavailable(f"cannot inspect image {self.config.image}: {_api_message(exc)}") from None
+        return self._image_id
+
+    def _create_args(self, req: SandboxRequest) -> dict[str, Any]:
+        cfg = self.config
+        env = dict(req.env)
+        env.update(HOME="/tmp", HARNESS_WORKSPACE=WORKSPACE, HARNESS_DIR=HARNESS_DIR,
+                   HARNESS_TASK_FILE=f"{HARNESS_DIR}/task.json")
+        labels = {SANDBOX_LABEL: "docker", **{k: str(v) for k, v in req.labels.items()}}
+        slug = "-".join(req.labels[k] for k in ("harness.run", "harness.task", "harness.attempt")
+                        if k in req.labels)
+        name = _NAME_UNSAFE.sub("_", f"harness-{slug}-" if slug else "harness-")[:200] + uuid.uuid4().hex[:8]
+        return dict(
+            image=self._image_id, command=list(req.command), name=name, detach=True,
+            environment=env, labels=labels, working_dir=WORKSPACE,
+            user=cfg.user or f"{os.getuid()}:{os.getgid()}",
+            volumes={str(req.workspace.resolve()): {"bind": WORKSPACE, "mode": "rw"},
+                     str(req.harness_dir.resolve()): {"bind": HARNESS_DIR, "mode": "ro"}},
+            network_mode=cfg.network, cap_drop=["ALL"], cap_add=list(cfg.cap_add) or None,
+            security_opt=["no-new-privileges"], read_only=cfg.read_only_root,
+            tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={cfg.tmpfs_size},mode=1777"},
+            mem_limit=cfg.memory, memswap_limit=cfg.memory, nano_cpus=int(cfg.cpus * 1e9),
+            pids_limit=cfg.pids_limit, stdin_open=False, tty=False,
+        )
+
+    def _run_container(self, client: Any, container: Any, req: SandboxRequest, image: str,
+                       start: float) -> SandboxResult:
+        import docker
+        import requests
+
+        tail = _Tail()
+        try:
+            container.start()
+        except docker.errors.APIError as exc:
+            # The command could not be started (not found, not executable): data, not breakage.
+            message = _api_message(exc)
+            with open(req.log_path, "ab") as log:
+                log.write(f"harness: cannot start {req.command[0]!r}: {message}\n".encode())
+            return SandboxResult(exit_code=None, duration_s=time.monotonic() - start,
+                                 reason="start_failed", output_tail=message, image_id=image)
+        pump = threading.Thread(target=_pump_logs, args=(container, req.log_path, tail), daemon=True)
+        pump.start()
+        timed_out = False
+        deadline = start + req.timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            try:
+                container.wait(timeout=left)
+                break
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                continue  # the read timed out; the loop re-checks the deadline
+            except docker.errors.APIError as exc:
+                raise SandboxError(f"lost container {container.name}: {_api_message(exc)}") from None
+        if timed_out:
+            try:
+                container.kill()
+                container.wait(timeout=30)
+            except docker.errors.APIError:
+                pass  # it exited on its own at the last moment
+            except requests.exceptions.RequestException as exc:
+                raise SandboxError(f"cannot kill container {container.name}: {_first_line(exc)}") from None
+        pump.join(timeout=10)
+        duration = time.monotonic() - start
+        state = _state(container)
+        text = tail.text()
+        if timed_out:
+            return SandboxResult(exit_code=None, duration_s=duration, timed_out=True,
+                                 reason="timeout", output_tail=text, image_id=image)
+        if state.get("OOMKilled"):
+            return SandboxResult(exit_code=None, duration_s=duration, reason="oom",
+                                 output_tail=text, image_id=image)
+        if state.get("Error"):
+            return SandboxResult(exit_code=None, duration_s=duration, reason="start_failed",
+                                 output_tail=text or state["Error"], image_id=image)
+        return SandboxResult(exit_code=int(state.get("ExitCode", -1)), duration_s=duration,
+                             output_tail=text, image_id=image)
+
+
+class _Tail:
+    """The last TAIL_BYTES of the output, kept while it streams."""
+
+    def __init__(self) -> None:
+        self._chunks: deque[bytes] = deque()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def add(self, chunk: bytes) -> None:
+        with self._lock:
+            self._chunks.append(chunk)
+            self._size += len(chunk)
+            while self._size - len(self._chunks[0]) >= TAIL_BYTES:
+                self._size -= len(self._chunks.popleft())
+
+    def text(self) -> str:
+        with self._lock:
+            return b"".join(self._chunks)[-TAIL_BYTES:].decode("utf-8", "replace")
+
+
+def _pump_logs(container: Any, log_path: Any, tail: _Tail) -> None:
+    """Append the container's merged stdout+stderr to log_path as it comes."""
+    try:
+        with open(log_path, "ab") as log:
+            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                log.write(chunk)
+                log.flush()
+                tail.add(chunk)
+    except Exception as exc:  # a broken log stream must not hang or crash the attempt
+        try:
+            with open(log_path, "ab") as log:
+                log.write(f"\nharness: log stream broke: {_first_line(exc)}\n".encode())
+        except OSError:
+            pass
+
+
+def _state(container: Any) -> dict[str, Any]:
+    try:
+        container.reload()
+        return dict(container.attrs.get("State", {}))
+    except Exception as exc:
+        raise SandboxError(f"cannot inspect container {container.name}: {_first_line(exc)}") from None
+
+
+def _remove(container: Any) -> None:
+    import docker
+
+    try:
+        container.remove(force=True)
+    except docker.errors.NotFound:
+        pass
+    except docker.errors.APIError as exc:
+        if "already in progress" not in str(exc):
+            raise SandboxError(f"cannot remove container {container.name}: {_api_message(exc)}") from None
+
+
+def _api_message(exc: Any) -> str:
+    explanation = getattr(exc, "explanation", None)
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode("utf-8", "replace")
+    return _first_line(Exception(explanation)) if explanation else _first_line(exc)

@@ -1,0 +1,97 @@
+"""Sandbox images and the doctor against the real daemon."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from harness import images
+from harness.doctor import doctor, harness_worktrees
+from harness.errors import ImageBuildError
+from sandboxutil import make_request, require_docker
+
+
+def test_python_image_is_present_and_complete(tmp_path):
+    require_docker()
+    assert images.image_present("python")
+    assert images.image_id("python").startswith("sha256:")
+    from harness.config import DockerSandboxConfig
+    from harness.sandbox import get_sandbox
+
+    script = ("python3 --version && python3 -m pytest --version && git --version && gcc --version "
+              "&& make --version && py-spy --version && ps --version && test -s /etc/ssl/certs/ca-certificates.crt "
+              "&& pwd && echo $HOME")
+    result = get_sandbox(DockerSandboxConfig(user="4321:4321")).run(make_request(tmp_path, ["sh", "-c", script]))
+    assert result.exit_code == 0, result.output_tail
+    assert "Python 3.11" in result.output_tail and "py-spy" in result.output_tail
+    assert result.output_tail.split()[-2:] == ["/workspace", "/tmp"]
+
+
+def test_image_runs_pytest_on_the_workspace(tmp_path):
+    require_docker()
+    from harness.config import DockerSandboxConfig
+    from harness.sandbox import get_sandbox
+
+    req = make_request(tmp_path, ["python3", "-m", "pytest", "-q", "-p", "no:cacheprovider"])
+    (req.workspace / "test_x.py").write_text("def test_ok():\n    assert 1 + 1 == 2\n")
+    result = get_sandbox(DockerSandboxConfig()).run(req)
+    assert result.exit_code == 0, result.output_tail
+    assert "1 passed" in result.output_tail
+
+
+def test_py_spy_can_profile_with_sys_ptrace(tmp_path):
+    require_docker()
+    from harness.config import DockerSandboxConfig
+    from harness.sandbox import get_sandbox
+
+    code = "import time\nt = time.time()\nwhile time.time() - t < 3:\n    sum(range(1000))\n"
+    req = make_request(tmp_path, ["sh", "-c", f"py-spy record -o /workspace/prof.txt -f raw -d 2 -- python3 -c '{code}'"])
+    result = get_sandbox(DockerSandboxConfig(cap_add=["SYS_PTRACE"])).run(req)
+    assert result.exit_code == 0, result.output_tail
+    assert (req.workspace / "prof.txt").stat().st_size > 0
+
+
+def test_unknown_image_name_is_a_one_line_error():
+    with pytest.raises(ImageBuildError, match="no sandbox image 'nope'") as info:
+        images.build_image("nope")
+    assert "\n" not in str(info.value)
+    assert "python" in str(info.value)
+
+
+def test_image_module_entry_lists_images():
+    require_docker()
+    out = subprocess.run(["python3", "-m", "harness.images", "list"], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(images.__file__)))
+    assert out.returncode == 0, out.stderr
+    assert "harness/python:latest\tsha256:" in out.stdout
+
+
+def test_doctor(tmp_path):
+    require_docker()
+    repo = tmp_path / "repo"
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@e"}
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True, env=env)
+    subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "base"], check=True, env=env)
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "-b", "harness/r1/t1", str(tmp_path / "wt")],
+                   check=True, env=env)
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "-b", "feature", str(tmp_path / "other")],
+                   check=True, env=env)
+    assert harness_worktrees(repo) == [(tmp_path / "wt", "harness/r1/t1")]
+    checks = {c.name: c for c in doctor(repo)}
+    assert checks["git"].status == "ok"
+    assert checks["docker daemon"].status == "ok"
+    assert checks["image python"].status == "ok"
+    assert checks["disk"].status in ("ok", "warn")
+    assert checks["leftover worktrees"].status == "warn"
+    assert checks["leftover worktrees"].items == [f"{tmp_path / 'wt'} harness/r1/t1"]
+
+
+def test_doctor_reports_a_down_daemon(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")
+    checks = {c.name: c for c in doctor()}
+    assert checks["docker daemon"].status == "fail"
+    assert "docker-up.sh" in checks["docker daemon"].fix
+    assert "image python" not in checks
