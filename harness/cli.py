@@ -108,3 +108,100 @@ def clean(run_id: str, repo: Path, force: bool) -> None:
 
     removed = clean_run(repo, run_id, force=force)
     click.echo(f"removed {len(removed)} worktree(s)/sandbox(es) of run {run_id}; branches stay")
+
+
+@main.command()
+@click.argument("run_id")
+@repo_option
+@click.option("--onto", help="Ref or commit to fold onto (default: the run's base commit).")
+@click.option("--order", type=click.Choice(["finish", "plan"]), default="finish", show_default=True,
+              help="Fold by the agents' finish time, or in plan order.")
+@click.option("--on-conflict", "policy", type=click.Choice(["skip", "retry", "fail"]), default="skip",
+              show_default=True, help="Leave a conflicting branch out, re-run its task on the "
+              "integration head, or stop without moving the integration branch.")
+@json_option
+@guarded
+def integrate(run_id: str, repo: Path, onto: str | None, order: str, policy: str, as_json: bool) -> None:
+    """Fold RUN's succeeded branches into harness/RUN/integration, in memory."""
+    from .integrator import integrate_run
+
+    report = integrate_run(repo, run_id, onto=onto, order=order, policy=policy, progress=_stderr)
+    click.echo(report.model_dump_json(indent=2) if as_json else render.merge_report(report))
+    sys.exit(1 if report.status == "failed" else 0)
+
+
+@main.command()
+@click.argument("run_id")
+@repo_option
+@json_option
+@guarded
+def conflicts(run_id: str, repo: Path, as_json: bool) -> None:
+    """Forecast which of RUN's agents will collide, and where, before merging."""
+    from .forecast import forecast_run
+
+    fc = forecast_run(repo, run_id)
+    click.echo(fc.model_dump_json(indent=2) if as_json else render.forecast(fc))
+
+
+@main.command()
+@click.argument("run_id")
+@repo_option
+@click.option("--test-cmd", help="Test command (default: the plan's [run] test_cmd).")
+@click.option("--land", metavar="REF", help="When green, move REF to the tested commit "
+              "(compare-and-swap against its value when the gate started).")
+@click.option("--rerun-failed", is_flag=True, help="Run failing tests once more before bisecting; "
+              "tests that pass then are reported flaky.")
+@click.option("--sandbox", type=click.Choice(["docker", "local"]), help="Sandbox backend (overrides the run's).")
+@click.option("--no-check-alone", "check_alone", is_flag=True, flag_value=False, default=True,
+              help="Do not test each culprit alone (no semantic-conflict records; fewer test runs).")
+@json_option
+@guarded
+def gate(run_id: str, repo: Path, test_cmd: str | None, land: str | None, rerun_failed: bool,
+         sandbox: str | None, check_alone: bool, as_json: bool) -> None:
+    """Test RUN's integration in a fresh sandbox; bisect culprits when red; land when green.
+
+    Exit 0 green (and landed if asked), 1 red or land refused (REF moved since the
+    gate started), 2 bad input."""
+    from .gate import gate_run
+
+    report = gate_run(repo, run_id, test_cmd=test_cmd, land=land, rerun_failed=rerun_failed,
+                      sandbox=sandbox, check_alone=check_alone, progress=_stderr)
+    click.echo(report.model_dump_json(indent=2) if as_json else render.gate_report(report))
+    sys.exit(0 if report.status == "green" else 1)
+
+
+@main.group()
+def image() -> None:
+    """Sandbox images (sandboxes/<name>/)."""
+
+
+@image.command("build")
+@click.argument("name", default="python")
+@click.option("--offline/--online", default=None, help="Force the build path (default: offline when no registry answers).")
+@guarded
+def image_build(name: str, offline: bool | None) -> None:
+    """Build the sandbox image NAME (default: python)."""
+    from .images import build_image
+
+    click.echo(build_image(name, progress=_stderr, offline=offline))
+
+
+@main.command()
+@repo_option
+@guarded
+def doctor(repo: Path) -> None:
+    """Check git, pygit2, the Docker daemon, images, disk, and leftovers of earlier runs."""
+    from .doctor import doctor as run_checks
+
+    checks = run_checks(repo)
+    click.echo(render.checks(checks))
+    sys.exit(1 if any(c.status == "fail" for c in checks) else 0)
+
+
+def _bench_group() -> click.Group:
+    from .bench.cli import make_group
+
+    return make_group(guarded, repo_option, json_option)
+
+
+main.add_command(_bench_group(), "bench")

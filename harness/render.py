@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .schema import AgentResult, RunRecord, TaskStatus
+from .hunks import format_ranges
+from .schema import (AgentResult, ConflictForecast, ConflictRecord, GateReport, MergeReport, RunRecord,
+                     TaskStatus)
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -53,12 +55,11 @@ def run_detail(record: RunRecord) -> str:
     if record.merge is not None:
         m = record.merge
         lines += ["", f"integration {m.branch} = {m.head[:10]} onto {m.onto}: "
-                  f"{len(m.folded)} folded, {len(m.conflicts)} conflicted"]
+                  f"{len(m.folded)} folded, {len(m.unresolved)} conflicted ({m.status})"]
     for c in record.conflicts:
         for p in c.paths:
-            ranges = lambda rs: ",".join(f"{h.start}-{h.start + max(h.count, 1) - 1}" for h in rs)
-            lines.append(f"  conflict {c.task_id}: {p.path} ({p.kind}) ours {ranges(p.ours_ranges)} "
-                         f"theirs {ranges(p.theirs_ranges)}")
+            lines.append(f"  conflict {c.task_id}: {p.path} ({p.kind}) ours {format_ranges(p.ours_ranges)} "
+                         f"theirs {format_ranges(p.theirs_ranges)}")
         if c.conflict_class == "semantic":
             lines.append(f"  semantic conflict {c.task_id}: failing {', '.join(c.failing_tests[:5])}")
     if record.gate is not None:
@@ -84,4 +85,140 @@ def task_detail(record: RunRecord, r: AgentResult) -> str:
         lines.append(f"    log {a.log_path}")
         tail = a.output_tail.strip().splitlines()[-5:]
         lines += [f"    | {t}" for t in tail]
+    return "\n".join(lines)
+
+
+# --- integration and conflicts -------------------------------------------------------
+
+
+def _indent(text: str, prefix: str) -> list[str]:
+    return [prefix + line for line in text.rstrip("\n").splitlines()]
+
+
+def conflict_detail(c: ConflictRecord, max_lines: int = 8) -> list[str]:
+    """A conflict, path by path: kind, line ranges and the two sides' text."""
+    lines = [f"  {c.task_id}: ours {c.ours_commit[:10]} (integration), theirs {c.theirs_commit[:10]}, "
+             f"base {(c.merge_base or '-')[:10]}"
+             + (f"; also touched by {', '.join(c.other_tasks)}" if c.other_tasks else "")]
+    for p in c.paths:
+        lines.append(f"    {p.path}: {p.kind}" + (f" ({p.detail})" if p.detail else ""))
+        if p.kind == "binary":
+            continue
+        lines.append(f"      ours lines {format_ranges(p.ours_ranges)}, "
+                     f"theirs lines {format_ranges(p.theirs_ranges)}")
+        for label, text in (("ours", p.ours_text), ("theirs", p.theirs_text)):
+            if not text:
+                continue
+            body = text.splitlines()
+            lines.append(f"      {label}:")
+            lines += [f"        | {t}" for t in body[:max_lines]]
+            if len(body) > max_lines:
+                lines.append(f"        | ... {len(body) - max_lines} more line(s)")
+    return lines
+
+
+def merge_report(m: MergeReport) -> str:
+    moved = "moved" if m.ref_moved else "NOT moved (policy fail stopped at a conflict)"
+    lines = [f"integration of run {m.run_id}: {m.status}, {len(m.folded)} folded, "
+             f"{len(m.unresolved)} conflicted",
+             f"  {m.branch} = {m.head[:10]} ({moved}), onto {m.onto} = {m.base_commit[:10]}",
+             ""]
+    rows = [["TASK", "OUTCOME", "AGENT HEAD", "MERGE COMMIT", "NOTE"]]
+    for s in m.steps:
+        note = s.detail or (", ".join(p.path for p in s.conflict.paths[:3]) if s.conflict else "")
+        rows.append([s.task_id, s.outcome, s.agent_head[:10], (s.merge_commit or "-")[:10], note])
+    lines.append(_table(rows))
+    if m.unresolved:
+        lines += ["", "conflicts:"]
+        for c in m.unresolved:
+            lines += conflict_detail(c)
+    return "\n".join(lines)
+
+
+def forecast(fc: ConflictForecast) -> str:
+    """A matrix of the tasks (X: will conflict, o: overlapping lines that merge
+    cleanly, ~: same file, disjoint regions, .: nothing shared), then the pairs."""
+    tids = [t.task_id for t in fc.tasks if t.source is not None]
+    idle = [t for t in fc.tasks if t.source is None]
+    marks: dict[tuple[str, str], str] = {}
+    for p in fc.pairs:
+        mark = "X" if p.collides else ("o" if p.kind == "overlap" else "~")
+        marks[(p.a, p.b)] = marks[(p.b, p.a)] = mark
+    lines = [f"conflict forecast for run {fc.run_id} (base {fc.base_commit[:10]}): "
+             f"{len(fc.colliding)} colliding pair(s) among {len(tids)} task(s)"]
+    if tids:
+        width = len(str(len(tids)))
+        name_w = max(len(t) for t in tids)
+        header = " " * (width + name_w + 3) + " ".join(str(i + 1).rjust(width) for i in range(len(tids)))
+        lines += ["", header]
+        for i, a in enumerate(tids):
+            cells = ["-" if a == b else marks.get((a, b), ".") for b in tids]
+            lines.append(f"{str(i + 1).rjust(width)} {a.ljust(name_w)}  "
+                         + " ".join(c.rjust(width) for c in cells))
+        lines.append("  X will conflict   o overlapping lines, merge clean   ~ same file, disjoint   . none")
+    for title, pick in (("colliding", lambda p: p.collides),
+                        ("overlapping but merging cleanly", lambda p: p.kind == "overlap" and not p.collides),
+                        ("same file, disjoint regions", lambda p: p.kind == "same-file")):
+        chosen = [p for p in fc.pairs if pick(p)]
+        if not chosen:
+            continue
+        lines += ["", f"{title}:"]
+        for p in chosen:
+            how = {"conflict": ": merge conflicts", "clean": ": merges clean",
+                   "unchecked": ": not merged (no commit yet)" if p.kind == "overlap" else ""}[p.merge]
+            lines.append(f"  {p.a} x {p.b}{how}")
+            for fp in p.paths:
+                if title == "colliding" and not fp.overlap:
+                    continue
+                lines.append(f"    {fp.path}: base lines {format_ranges(fp.a_ranges)} ({p.a}) "
+                             f"vs {format_ranges(fp.b_ranges)} ({p.b})")
+    live = [t for t in fc.tasks if t.source in ("attempt", "worktree")]
+    if live:
+        lines += ["", "read from running attempts: "
+                  + ", ".join(f"{t.task_id} ({t.source})" for t in live)]
+    if idle:
+        lines += ["", "not compared (no work to read): "
+                  + ", ".join(f"{t.task_id} ({t.status})" for t in idle)]
+    return "\n".join(lines)
+
+
+# --- gate ----------------------------------------------------------------------------
+
+
+def gate_report(g: GateReport) -> str:
+    lines = [f"gate of run {g.run_id}: {g.status.upper()} after {g.test_runs} test run(s)"
+             + (f" ({g.reason})" if g.reason else "")]
+    if g.tested_commit:
+        lines.append(f"  tested   {g.tested_commit}")
+    lines.append(f"  command  {g.test_cmd}" + (f"  [{g.sandbox} sandbox]" if g.sandbox else ""))
+    if g.landed_ref:
+        lines.append(f"  landed   {g.landed_ref}: {(g.landed_from or '')[:10]} -> {(g.tested_commit or '')[:10]}")
+    if g.land_error:
+        lines.append(f"  NOT landed: {g.land_error}")
+    for task in g.culprits:
+        failing = g.culprit_tests.get(task, [])
+        lines.append(f"  culprit  {task}: " + (", ".join(failing[:5]) or "tests fail")
+                     + (f" +{len(failing) - 5} more" if len(failing) > 5 else ""))
+    if g.flaky:
+        lines.append(f"  flaky    {', '.join(g.flaky)}")
+    rows = [["#", "PURPOSE", "COMMIT", "BRANCHES", "RESULT", "SECONDS"]]
+    for i, r in enumerate(g.runs, 1):
+        t = r.tests
+        result = "pass" if t.ok else f"FAIL {len(t.failing)}" if t.failing else f"FAIL ({t.reason})"
+        if t.source == "junit":
+            result += f" ({t.passed}p/{t.failed}f/{t.errored}e/{t.skipped}s)"
+        rows.append([str(i), r.purpose, r.commit[:10], str(len(r.tasks)), result, f"{t.duration_s:.1f}"])
+    lines += ["", _table(rows)]
+    return "\n".join(lines)
+
+
+def checks(items) -> str:
+    """`harness doctor` output: one line a check, with what to do when it is not ok."""
+    mark = {"ok": "ok  ", "warn": "warn", "fail": "FAIL"}
+    lines = []
+    for c in items:
+        lines.append(f"{mark.get(c.status, c.status)}  {c.name}: {c.detail}")
+        lines += [f"        {i}" for i in (c.items or [])[:10]]
+        if c.status != "ok" and c.fix:
+            lines.append(f"        fix: {c.fix}")
     return "\n".join(lines)

@@ -318,3 +318,11 @@ def test_worktree_is_a_real_detached_checkout(tmp_path):
     assert (wt_parent / "status.txt").read_text() == ""
     assert (wt_parent / "head.txt").read_text().strip() == record.base_commit
     assert pygit2.Repository(str(wt_parent / "a.1")).head_is_detached
+
+
+def test_local_sandbox_warns_that_it_does_not_isolate(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    plan = write_plan(tmp_path / "plan.toml", '[[task]]\nid = "a"\ncommand = "true"\n')
+    proc = harness("run", str(plan), "--repo", str(repo), "--sandbox", "local")
+    assert proc.returncode == 0
+    assert "does not isolate" in proc.stderr
