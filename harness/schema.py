@@ -102,6 +102,11 @@ class PathConflict(Model):
     base_text: str = ""
     ours_path: str | None = None
     theirs_path: str | None = None
+    ancestor_path: str | None = None
+    """Where the file was in the merge base (differs from `path` for renames)."""
+    detail: str = ""
+    """The finer case: "rename/rename (1to2)", "rename/delete", "rename/modify",
+    "rename/rename (2to1)", "rename/add", "delete/modify"..."""
 
 
 class ConflictRecord(Model):
@@ -209,6 +214,9 @@ class MergeStep(Model):
     merge_commit: str | None = None
     tree: str | None = None
     conflict: ConflictRecord | None = None
+    strategy: str | None = None
+    detail: str = ""
+    """Why a step ended as it did, when that is not obvious (a failed retry, a stop)."""
 
 
 class MergeReport(Model):
@@ -222,6 +230,12 @@ class MergeReport(Model):
     head: str
     steps: list[MergeStep] = []
     created_at: datetime = Field(default_factory=utcnow)
+    status: Literal["clean", "conflicted", "failed"] = "clean"
+    """clean: every branch folded (or was empty); conflicted: some were left out
+    (policy skip, or a retry that did not help); failed: policy fail stopped at a
+    conflict and the integration ref was not moved."""
+    ref_moved: bool = False
+    """Whether `branch` was moved to `head`."""
 
     @property
     def folded(self) -> list[str]:
@@ -230,6 +244,85 @@ class MergeReport(Model):
     @property
     def conflicts(self) -> list[ConflictRecord]:
         return [s.conflict for s in self.steps if s.conflict is not None]
+
+    @property
+    def unresolved(self) -> list[ConflictRecord]:
+        """Conflicts whose branch stayed out of the integration."""
+        return [s.conflict for s in self.steps if s.outcome == "conflicted" and s.conflict is not None]
+
+
+class FoldResult(Model):
+    """What a pure fold built: objects only, no ref moved."""
+
+    onto: str
+    head: str
+    """The last clean fold (`onto` when nothing folded)."""
+    tree: str
+    steps: list[MergeStep] = []
+    stopped: bool = False
+    """True when policy `fail` stopped at a conflict; later tasks are "skipped"."""
+
+    @property
+    def folded(self) -> list[str]:
+        return [s.task_id for s in self.steps if s.outcome == "folded"]
+
+    @property
+    def unresolved(self) -> list[ConflictRecord]:
+        return [s.conflict for s in self.steps if s.outcome == "conflicted" and s.conflict is not None]
+
+
+# --- conflict forecast ---------------------------------------------------------------
+
+
+class ForecastTask(Model):
+    task_id: str
+    status: str
+    """The task's status in the record, or "running" when it has none yet."""
+    source: Literal["branch", "attempt", "worktree"] | None = None
+    """Where its changes were read: the task branch, its latest attempt ref, or the
+    live worktree of a running attempt (None: nothing to read)."""
+    head: str | None = None
+    paths: list[str] = []
+    """Files it changes, as paths of the base."""
+
+
+class ForecastPath(Model):
+    path: str
+    """Path of the base."""
+    a_ranges: list[HunkRange] = []
+    """Lines of the base the first task changes (count 0: an insertion after `start`)."""
+    b_ranges: list[HunkRange] = []
+    overlap: bool = False
+    """The changed regions overlap or touch (git conflicts on touching changes)."""
+
+
+class ForecastPair(Model):
+    a: str
+    b: str
+    kind: Literal["overlap", "same-file"]
+    """overlap: some file has overlapping or adjacent changes; same-file: the two
+    change common files, in disjoint regions only."""
+    merge: Literal["conflict", "clean", "unchecked"] = "unchecked"
+    """What an in-memory merge of the two heads says (overlap pairs only)."""
+    paths: list[ForecastPath] = []
+    conflict_paths: list[str] = []
+
+    @property
+    def collides(self) -> bool:
+        return self.kind == "overlap" and self.merge != "clean"
+
+
+class ConflictForecast(Model):
+    schema_version: int = SCHEMA_VERSION
+    run_id: str
+    base_commit: str
+    tasks: list[ForecastTask] = []
+    pairs: list[ForecastPair] = []
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @property
+    def colliding(self) -> list[ForecastPair]:
+        return [p for p in self.pairs if p.collides]
 
 
 class TestReport(Model):
@@ -260,7 +353,10 @@ class GateRun(Model):
     tasks: list[str]
     """Tasks folded into the tested commit."""
     purpose: str = "gate"
+    """gate (the integration head), rerun (its failures once more), bisect (a
+    prefix of the folded sequence), base, alone (a culprit folded alone)."""
     tests: TestReport
+    log_path: str | None = None
 
 
 class GateReport(Model):
@@ -277,6 +373,19 @@ class GateReport(Model):
     landed_from: str | None = None
     started_at: datetime = Field(default_factory=utcnow)
     ended_at: datetime | None = None
+    head: str | None = None
+    """The integration head the gate was asked to test."""
+    base_commit: str | None = None
+    """The commit the integration is folded onto."""
+    sandbox: str | None = None
+    reason: str | None = None
+    """Why the gate is red, or how it got green (e.g. culprits removed)."""
+    culprit_tests: dict[str, list[str]] = {}
+    """Per culprit, the tests that failed once it was folded."""
+    rebuilt: bool = False
+    """The integration was rebuilt without the culprits (and its branch moved)."""
+    land_error: str | None = None
+    """Why landing was refused (the ref moved since the gate started)."""
 
     @property
     def test_runs(self) -> int:

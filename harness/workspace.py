@@ -161,6 +161,21 @@ class Workspace:
                 raise GitError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else
                                f"cannot update {name}")
 
+    def write_note(self, commit: str, text: str, ref: str = NOTES_REF) -> str:
+        """Attach `text` as the note of `commit` under `ref` (refs/notes/harness),
+        replacing an older note. Returns the note blob id."""
+        _check_ref_name(ref)
+        sig = pygit2.Signature(*AUTHOR)
+        with self.lock():
+            oid = self.repo().create_note(text, sig, sig, commit, ref, True)
+        return str(oid)
+
+    def read_note(self, commit: str, ref: str = NOTES_REF) -> str | None:
+        try:
+            return self.repo().lookup_note(commit, ref).message
+        except KeyError:
+            return None
+
     # --- worktrees -------------------------------------------------------------------
 
     def create_worktree(self, name: str, path: Path, commit_id: str) -> Path:

@@ -1,0 +1,185 @@
+"""Folds a run's agent branches into one integration branch: `harness integrate`.
+
+`integrate_run` checks the run's branches, folds them with the pure `fold` (see
+fold.py, re-exported here), moves `refs/heads/harness/<run>/integration`, writes a
+note on its head and records the MergeReport in the run record. The fold is
+deterministic, so re-integrating an unchanged run moves nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Collection, Literal
+
+from .errors import RepoError, UsageError
+from .fold import Policy, Progress, Resolver, fold, merge_message, rebuild_tree
+from .schema import AgentResult, ConflictRecord, FoldResult, MergeReport, RunRecord, TaskStatus
+from .store import RunStore, open_run
+from .workspace import Workspace, branch_ref, resolve_commit
+
+__all__ = ["FoldResult", "Resolver", "fold", "integrate_run", "integration_ref", "merge_message",
+           "rebuild_tree", "succeeded_heads"]
+
+Order = Literal["finish", "plan"]
+
+def _quiet(_: str) -> None:
+    pass
+
+
+def integration_ref(run_id: str) -> str:
+    return branch_ref(run_id, "integration")
+
+
+# --- the command ---------------------------------------------------------------------
+
+
+def succeeded_heads(ws: Workspace, record: RunRecord, order: Order,
+                    tasks: Collection[str] | None = None) -> list[tuple[str, str]]:
+    """The (task, head) pairs to fold, in order (only `tasks`, when given). Raises
+    UsageError when there are none or `tasks` names a task that did not succeed,
+    and RepoError when a branch was deleted or moved since the run."""
+    done = [r for r in record.tasks.values() if r.status == TaskStatus.succeeded and r.head_commit]
+    if tasks is not None:
+        known = {r.task_id for r in done}
+        missing = sorted(set(tasks) - known)
+        if missing:
+            raise UsageError(f"run {record.run_id!r} has no succeeded task {missing[0]!r} to integrate")
+        done = [r for r in done if r.task_id in set(tasks)]
+    if not done:
+        raise UsageError(f"run {record.run_id!r} has no succeeded branches to integrate")
+    rank = {t: i for i, t in enumerate(record.task_order)}
+    if order == "plan":
+        done.sort(key=lambda r: rank.get(r.task_id, len(rank)))
+    else:
+        done.sort(key=lambda r: (r.ended_at is None, r.ended_at.timestamp() if r.ended_at else 0,
+                                 rank.get(r.task_id, len(rank))))
+    repo = ws.repo()
+    for r in done:
+        ref = branch_ref(record.run_id, r.task_id)
+        now = ws.ref_target(ref)
+        if now is None:
+            raise RepoError(f"branch {ref.removeprefix('refs/heads/')} was deleted since the run")
+        if now != r.head_commit:
+            raise RepoError(f"branch {ref.removeprefix('refs/heads/')} moved since the run "
+                            f"(recorded {r.head_commit[:10]}, now {now[:10]})")
+        if r.head_commit not in repo:
+            raise RepoError(f"commit {r.head_commit[:10]} of task {r.task_id!r} is missing")
+    return [(r.task_id, r.head_commit) for r in done]  # type: ignore[misc]
+
+
+class _Retrier:
+    """The `retry` policy: a new attempt of the conflicting task, based on the
+    integration head and handed the ConflictRecord. Its budget is the task's
+    retries not yet used, and always at least one attempt."""
+
+    def __init__(self, ws: Workspace, store: RunStore, record: RunRecord, progress: Progress) -> None:
+        from .orchestrator import Orchestrator
+        from .plan import resolve_plan
+
+        if not record.plan_path or not Path(record.plan_path).is_file():
+            raise UsageError(f"run {record.run_id!r}: its plan {record.plan_path} is gone; "
+                             "cannot retry (use --on-conflict skip)")
+        self.plan = resolve_plan(Path(record.plan_path))
+        self.orch = Orchestrator(ws, store, self.plan, record, progress)
+        self.results: dict[str, AgentResult] = {}
+        self.store = store
+
+    def __call__(self, task_id: str, conflict: ConflictRecord, head: str) -> str | None:
+        task = self.plan.tasks.get(task_id)
+        prev = self.results.get(task_id) or self.orch.record.tasks[task_id]
+        if task is None:
+            return None
+        used = max(0, len(prev.attempts) - 1)
+        retries = max(0, task.retries - used)
+        self.store.event("integrate_retry", task=task_id, base=head, retries=retries)
+        new = self.orch.run_task(task, base_commit=head, conflict=conflict,
+                                 first_attempt=len(prev.attempts) + 1, retries=retries)
+        ok = new.status == TaskStatus.succeeded
+        merged = new.model_copy(update={
+            "attempts": [*prev.attempts, *new.attempts],
+            "retries": len(prev.attempts) + len(new.attempts) - 1,
+            "started_at": prev.started_at or new.started_at,
+            "status": TaskStatus.succeeded if ok else TaskStatus.conflicted,
+            "exit_reason": new.exit_reason if ok else f"conflict; retry ended {new.status.value}"
+                                                      + (f" ({new.exit_reason})" if new.exit_reason else ""),
+            "branch": new.branch or prev.branch,
+            "head_commit": new.head_commit if ok else prev.head_commit,
+            "diff": new.diff if ok else prev.diff,
+        })
+        self.results[task_id] = merged
+        return new.head_commit if ok else None
+
+    def record(self, record: RunRecord) -> RunRecord:
+        tasks = {**record.tasks, **self.results}
+        worktrees = list(dict.fromkeys([*record.worktrees, *self.orch.record.worktrees]))
+        return record.model_copy(update={"tasks": tasks, "worktrees": worktrees})
+
+
+def integrate_run(repo: Path | str, run_id: str, *, onto: str | None = None, order: Order = "finish",
+                  policy: Policy = "skip", tasks: Collection[str] | None = None,
+                  progress: Progress = _quiet) -> MergeReport:
+    """Fold the run's succeeded branches (only `tasks`, when given) and move
+    `harness/<run>/integration`.
+
+    Checks everything first and raises UsageError/RepoError (exit 2) with no ref
+    moved: unknown run, unknown `onto`, no succeeded branches, a branch deleted or
+    moved since the run. Policy `fail` stops at the first conflict and moves no ref
+    (the report, status "failed", is still recorded). Returns the MergeReport, also
+    saved in the run record with the unresolved conflicts.
+    """
+    if order not in ("finish", "plan"):
+        raise UsageError(f"unknown order {order!r}; known: finish, plan")
+    if policy not in ("skip", "retry", "fail"):
+        raise UsageError(f"unknown conflict policy {policy!r}; known: skip, retry, fail")
+    ws, store, record = open_run(repo, run_id)
+    onto_ref = onto or record.base_commit
+    onto_id = str(resolve_commit(ws.repo(), onto_ref).id)
+    heads = succeeded_heads(ws, record, order, tasks)
+    retrier = _Retrier(ws, store, record, progress) if policy == "retry" else None
+    strategies = {t: r.strategy for t, r in record.tasks.items()}
+    store.event("integrate_started", onto=onto_id, order=order, policy=policy, branches=len(heads))
+    progress(f"integrating {len(heads)} branch(es) of run {run_id} onto {onto_id[:10]} "
+             f"({order} order, on conflict {policy})")
+    result = fold(ws, onto_id, heads, run_id=run_id, strategies=strategies, policy=policy,
+                  resolve=retrier, progress=progress)
+    status = "failed" if result.stopped else ("conflicted" if result.unresolved else "clean")
+    ref = integration_ref(run_id)
+    report = MergeReport(run_id=run_id, onto=onto or record.base_ref, base_commit=onto_id, order=order,
+                         policy=policy, branch=ref.removeprefix("refs/heads/"), head=result.head,
+                         steps=result.steps, status=status, ref_moved=not result.stopped)
+    if not result.stopped:
+        ws.set_ref(ref, result.head, message=f"harness integrate {run_id}")
+        ws.write_note(result.head, note_text(report))
+    if retrier is not None:
+        record = retrier.record(store.load())
+    else:
+        record = store.load()
+    kept = [c for c in record.conflicts if c.conflict_class != "textual"]
+    store.save(record.model_copy(update={"merge": report, "conflicts": kept + report.unresolved}))
+    for s in report.steps:
+        store.event("integrate_step", task=s.task_id, outcome=s.outcome, commit=s.merge_commit,
+                    paths=[p.path for p in s.conflict.paths] if s.conflict else [])
+    store.event("integrate_finished", status=status, head=result.head, moved=report.ref_moved,
+                folded=len(report.folded), conflicted=len(report.unresolved))
+    return report
+
+
+def note_text(report: MergeReport) -> str:
+    """The note on the integration head: a readable summary, then JSON."""
+    counts: dict[str, int] = {}
+    for s in report.steps:
+        counts[s.outcome] = counts.get(s.outcome, 0) + 1
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+    lines = [f"harness integrate {report.run_id}: {report.status} ({summary})",
+             f"onto {report.onto} = {report.base_commit}, order {report.order}, on conflict {report.policy}"]
+    for c in report.unresolved:
+        lines.append(f"conflict {c.task_id}: " + ", ".join(f"{p.path} ({p.kind})" for p in c.paths))
+    data = {"schema_version": report.schema_version, "run_id": report.run_id, "status": report.status,
+            "onto": report.onto, "base_commit": report.base_commit, "order": report.order,
+            "policy": report.policy, "head": report.head,
+            "steps": [{"task": s.task_id, "outcome": s.outcome, "agent_head": s.agent_head,
+                       "merge_commit": s.merge_commit, "strategy": s.strategy,
+                       "conflicts": [{"path": p.path, "kind": p.kind} for p in s.conflict.paths]
+                       if s.conflict else []} for s in report.steps]}
+    return "\n".join(lines) + "\n\n" + json.dumps(data, indent=1) + "\n"
