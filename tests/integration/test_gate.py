@@ -1,0 +1,305 @@
+"""`harness gate`: real repositories, real folds, real test commands in a sandbox
+(`local` here; the sandbox is a parameter so the docker backend runs the same tests).
+Test runs are counted from the GateReport, never timed."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+from datetime import timedelta
+from pathlib import Path
+
+import pygit2
+import pytest
+from click.testing import CliRunner
+
+from gitutil import git, make_repo, snapshot, write_plan
+from sandboxutil import require_docker
+from harness.bisect import find_culprits
+from harness.cli import main
+from harness.errors import UsageError
+from harness.gate import GATE_NOTE_MARK, gate_run
+from harness.integrator import integrate_run, integration_ref
+from harness.runs import run_plan
+from harness.schema import AgentResult, RunRecord, TaskStatus, utcnow
+from harness.store import RunStore, open_run
+from harness.workspace import Workspace, branch_ref
+
+SANDBOXES = ["local", pytest.param("docker", marks=pytest.mark.docker)]
+
+
+@pytest.fixture(params=SANDBOXES)
+def sandbox(request) -> str:
+    """The gate's sandbox backend; every gate test runs on each."""
+    if request.param == "docker":
+        require_docker()
+    return request.param
+
+
+# --- a tiny target: mods/*.py each carry a COST; the invariant is a total budget ---
+
+BUDGET = '''import importlib, pkgutil
+import mods
+
+def total():
+    return sum(importlib.import_module(f"mods.{m.name}").COST for m in pkgutil.iter_modules(mods.__path__))
+
+def broken():
+    return [m.name for m in pkgutil.iter_modules(mods.__path__)
+            if getattr(importlib.import_module(f"mods.{m.name}"), "BROKEN", False)]
+'''
+CHECK = '''import sys
+from budget import broken, total
+sys.exit(1 if broken() or total() > 1000 else 0)
+'''
+TEST_BUDGET = '''from budget import broken, total
+
+def test_total_within_budget():
+    assert total() <= 10
+
+def test_nothing_broken():
+    assert broken() == []
+'''
+BASE_FILES = {"README.md": "target\n", "budget.py": BUDGET, "check.py": CHECK, "mods/__init__.py": "",
+              "tests/test_budget.py": TEST_BUDGET}
+
+
+def commit(repo_path: Path, base: str, edits: dict[str, str], when: int) -> str:
+    repo = pygit2.Repository(str(repo_path))
+    parent = repo[base].peel(pygit2.Commit)
+    index = pygit2.Index()
+    index.read_tree(parent.tree)
+    for path, data in edits.items():
+        index.add(pygit2.IndexEntry(path, repo.create_blob(data.encode()), pygit2.enums.FileMode.BLOB))
+    sig = pygit2.Signature("agent", "agent@example.com", when, 0)
+    return str(repo.create_commit(None, sig, sig, f"agent {when}", index.write_tree(repo), [parent.id]))
+
+
+def integrated_run(repo: Path, run_id: str, branches: dict[str, dict[str, str]],
+                   test_cmd: str | None = None) -> RunRecord:
+    """A finished run whose branches (committed directly, in this order) are integrated."""
+    ws = Workspace(repo)
+    base = git(repo, "rev-parse", "HEAD")
+    t0 = utcnow()
+    tasks = {}
+    for i, (tid, edits) in enumerate(branches.items()):
+        head = commit(repo, base, edits, 1_700_000_000 + i)
+        ws.set_ref(branch_ref(run_id, tid), head)
+        tasks[tid] = AgentResult(task_id=tid, status=TaskStatus.succeeded, head_commit=head,
+                                 base_commit=base, branch=f"harness/{run_id}/{tid}",
+                                 started_at=t0, ended_at=t0 + timedelta(seconds=i + 1))
+    plan = {"run": {"sandbox": {"type": "local"}, "test_cmd": test_cmd, "timeout_s": 120}}
+    record = RunRecord(run_id=run_id, repo=str(ws.common), base_ref="main", base_commit=base,
+                       sandbox="local", max_parallel=1, status="finished", tasks=tasks,
+                       task_order=list(branches), plan=plan)
+    RunStore(ws, run_id).create(record)
+    integrate_run(repo, run_id, order="plan")
+    return open_run(repo, run_id)[2]
+
+
+def mod(name: str, cost: int = 0, broken: bool = False) -> dict[str, str]:
+    return {f"mods/{name}.py": f"COST = {cost}\n" + ("BROKEN = True\n" if broken else "")}
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "target", BASE_FILES)
+
+
+# --- the pure search -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n,k", [(16, 1), (16, 2), (16, 3), (8, 2)])
+def test_bisection_finds_every_culprit_within_its_bound(n, k):
+    seq = [f"t{i:02d}" for i in range(n)]
+    worst = 0
+    for bad in itertools.combinations(seq, k):
+        out = find_culprits(seq, lambda s, bad=set(bad): not (set(s) & bad))
+        assert sorted(c.task for c in out.culprits) == sorted(bad)
+        assert out.green and out.kept == tuple(t for t in seq if t not in bad)
+        worst = max(worst, out.tests)
+    # one run per culprit to learn whether another remains (the last is the
+    # confirming run), one more only when a culprit is first (the base is checked)
+    assert worst <= k * math.ceil(math.log2(n)) + k + 1
+
+
+def test_bisection_blames_the_later_of_a_clashing_pair_and_a_red_base_blames_nobody():
+    seq = ["a", "b", "c", "d", "e"]
+    out = find_culprits(seq, lambda s: not {"b", "d"} <= set(s))
+    assert [c.task for c in out.culprits] == ["d"]
+    assert out.culprits[0].before == ("a", "b", "c") and out.kept == ("a", "b", "c", "e")
+    red = find_culprits(seq, lambda s: False)
+    assert red.base_red and not red.culprits and not red.green
+
+
+# --- the gate on real repositories ---------------------------------------------------
+
+
+def test_clashing_pair_later_one_rejected_other_lands(tmp_path, sandbox):
+    """A real run (agents in the local sandbox) and a real `python3 -m pytest`: two
+    branches pass alone and fail together; the later one is the culprit."""
+    repo = make_repo(tmp_path / "target", BASE_FILES)
+    git(repo, "branch", "landing")
+    src = tmp_path / "src"
+    branches = {"a": mod("a", 6), "b": mod("b", 6), "c": mod("c", 1)}
+    for tid, files in branches.items():
+        for path, text in files.items():
+            (src / tid / path).parent.mkdir(parents=True, exist_ok=True)
+            (src / tid / path).write_text(text)
+    body = ('[run]\nid = "r1"\nsandbox = "local"\nmax_parallel = 1\n'
+            'test_cmd = "PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -q -p no:cacheprovider tests"\n')
+    for tid in branches:
+        body += f'\n[[task]]\nid = "{tid}"\ncommand = {json.dumps(f"cp -R {src / tid}/. .")}\n'
+    run_plan(write_plan(tmp_path / "plan.toml", body), repo)
+    integrate_run(repo, "r1", order="plan")
+    before = snapshot(repo)
+    lines: list[str] = []
+
+    report = gate_run(repo, "r1", land="landing", sandbox=sandbox, progress=lines.append)
+
+    assert report.status == "green" and report.culprits == ["b"]
+    assert report.culprit_tests["b"] == ["tests/test_budget.py::test_total_within_budget"]
+    # gate (red), [a] green, [a, b] red, [a, c] green (the rebuilt head), [b] alone green
+    assert [r.purpose for r in report.runs] == ["gate", "bisect", "bisect", "bisect", "alone"]
+    assert report.runs[0].tests.source == "junit" and report.runs[0].tests.passed == 1
+    ws, _, record = open_run(repo, "r1")
+    tested = report.tested_commit
+    assert git(repo, "rev-parse", "refs/heads/landing") == tested == report.runs[3].commit
+    assert ws.ref_target(integration_ref("r1")) == tested == record.merge.head
+    assert git(repo, "ls-tree", "-r", "--name-only", tested).split() == sorted(
+        [*BASE_FILES, "mods/a.py", "mods/c.py"])
+    assert {s.task_id: s.outcome for s in record.merge.steps} == {
+        "a": "folded", "b": "rejected_by_gate", "c": "folded"}
+    assert record.tasks["b"].status == TaskStatus.rejected_by_gate
+    assert "test_total_within_budget" in record.tasks["b"].exit_reason
+    assert record.tasks["a"].status == record.tasks["c"].status == TaskStatus.succeeded
+    [conflict] = [c for c in record.conflicts if c.conflict_class == "semantic"]
+    assert conflict.task_id == "b" and conflict.other_tasks == ["a"]
+    assert conflict.failing_tests == ["tests/test_budget.py::test_total_within_budget"]
+    assert record.gate == report
+    note = ws.read_note(tested)
+    assert GATE_NOTE_MARK in note and "harness integrate r1" in note and "green" in note
+    # nothing of the user's moved but the land ref; no worktree and no JUnit file left
+    after = snapshot(repo)
+    assert [r for r in after["refs"] if "landing" not in r] == [r for r in before["refs"] if "landing" not in r]
+    assert {k: v for k, v in after.items() if k != "refs"} == {k: v for k, v in before.items() if k != "refs"}
+    assert not list((ws.root / "worktrees" / "r1").glob("gate-*"))
+    assert ".harness-junit.xml" not in git(repo, "ls-tree", "-r", "--name-only", tested)
+    assert any("bisecting" in line for line in lines)
+
+
+def test_two_culprits_among_sixteen_in_logarithmic_runs(target, sandbox):
+    n, k = 16, 2
+    names = [f"m{i:02d}" for i in range(1, n + 1)]
+    bad = {"m05", "m12"}
+    integrated_run(target, "r16", {t: mod(t, 1, broken=t in bad) for t in names})
+
+    report = gate_run(target, "r16", test_cmd="python3 check.py", sandbox=sandbox, check_alone=False)
+
+    assert report.status == "green" and sorted(report.culprits) == sorted(bad)
+    assert report.culprit_tests == {"m05": ["python3 check.py"], "m12": ["python3 check.py"]}
+    search = report.test_runs - 1  # after the red gate run, to the confirmed rebuilt head
+    assert search <= k * math.ceil(math.log2(n)) + k, [r.purpose for r in report.runs]
+    assert report.test_runs < n
+    assert report.runs[-1].tasks == [t for t in names if t not in bad]
+    assert report.runs[-1].commit == report.tested_commit and report.runs[-1].tests.ok
+
+
+def test_green_gate_lands_exactly_the_tested_commit_and_prints_json(target, sandbox):
+    record = integrated_run(target, "rg", {"a": mod("a", 1), "b": mod("b", 2)}, test_cmd="python3 check.py")
+    git(target, "branch", "landing")
+
+    res = CliRunner().invoke(main, ["gate", "rg", "--repo", str(target), "--land", "landing",
+                                    "--sandbox", sandbox, "--json"])
+
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert report["status"] == "green" and report["tested_commit"] == record.merge.head
+    assert report["landed_ref"] == "refs/heads/landing" and len(report["runs"]) == 1
+    assert git(target, "rev-parse", "landing") == record.merge.head
+    assert git(target, "rev-parse", "main") == record.base_commit  # only the named ref moved
+
+
+def test_land_refused_when_the_ref_moved_during_the_gate(target):
+    """Local sandbox only: the test command itself moves the host's ref mid-gate."""
+    record = integrated_run(target, "rm", {"a": mod("a", 1)})
+    git(target, "branch", "landing")
+    elsewhere = commit(target, record.base_commit, {"other.txt": "x\n"}, 1_700_000_100)
+    cmd = f"git -C {target} update-ref refs/heads/landing {elsewhere} && python3 check.py"
+
+    res = CliRunner().invoke(main, ["gate", "rm", "--repo", str(target), "--land", "landing",
+                                    "--test-cmd", cmd, "--sandbox", "local"])
+
+    assert res.exit_code == 1
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("harness: refusing to land refs/heads/landing: it moved since the gate started")
+    assert git(target, "rev-parse", "landing") == elsewhere  # left as the other writer set it
+    gate = open_run(target, "rm")[2].gate
+    assert gate.status == "green" and gate.landed_ref is None and "moved" in gate.land_error
+
+
+def test_flaky_test_reported_under_rerun_failed(target, tmp_path, sandbox):
+    # Outside the worktree in tmp; a container sees only its worktree, which the
+    # rerun shares with the first run, so there the marker lives in the worktree.
+    marker = tmp_path / "flaky-marker" if sandbox == "local" else ".flaky-marker"
+    flaky = (f"import os\n\ndef test_sometimes():\n    if not os.path.exists({str(marker)!r}):\n"
+             f"        open({str(marker)!r}, 'w').close()\n        assert False, 'first time'\n")
+    integrated_run(target, "rf", {"a": mod("a", 1), "b": {"tests/test_flaky.py": flaky}})
+
+    report = gate_run(target, "rf", test_cmd="PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -q tests",
+                      rerun_failed=True,
+                      sandbox=sandbox)
+
+    assert report.status == "green" and not report.culprits
+    assert report.flaky == ["tests/test_flaky.py::test_sometimes"]
+    assert [r.purpose for r in report.runs] == ["gate", "rerun"]
+    assert report.runs[0].tests.failing == ["tests/test_flaky.py::test_sometimes"]
+    assert report.runs[1].tests.ok and report.runs[1].tests.passed == 1  # only the failure ran again
+
+
+def test_red_base_is_red_with_nobody_blamed(target, sandbox):
+    integrated_run(target, "rb", {"a": mod("a", 1), "b": mod("b", 1)})
+
+    res = CliRunner().invoke(main, ["gate", "rb", "--repo", str(target), "--test-cmd", "false",
+                                    "--sandbox", sandbox])
+
+    assert res.exit_code == 1
+    gate = open_run(target, "rb")[2].gate
+    assert gate.status == "red" and gate.culprits == [] and "base" in gate.reason
+    assert not gate.rebuilt and gate.tested_commit is None
+
+
+def test_every_branch_rejected_is_red(target, sandbox):
+    integrated_run(target, "rx", {"a": mod("a", 1, broken=True), "b": mod("b", 1, broken=True)})
+    report = gate_run(target, "rx", test_cmd="python3 check.py", sandbox=sandbox)
+    assert report.status == "red" and report.culprits == ["a", "b"] and report.tested_commit is None
+    record = open_run(target, "rx")[2]
+    assert record.merge.head == record.base_commit
+    assert all(r.status == TaskStatus.rejected_by_gate for r in record.tasks.values())
+    assert not [c for c in record.conflicts if c.conflict_class == "semantic"]  # broken alone
+
+
+def test_bad_input_exits_2_before_any_test_runs(target, tmp_path):
+    ws = Workspace(target)
+    fake = RunRecord(run_id="ni", repo=str(ws.common), base_ref="main",
+                     base_commit=git(target, "rev-parse", "HEAD"), sandbox="local", max_parallel=1)
+    RunStore(ws, "ni").create(fake)
+    integrated_run(target, "ok", {"a": mod("a", 1)}, test_cmd="python3 check.py")
+    runner = CliRunner()
+    cases = {
+        ("gate", "ni"): "was not integrated",
+        ("gate", "nope"): "unknown run",
+        ("gate", "ok", "--land", "no-such-branch"): "no such ref",
+        ("gate", "ok", "--land", "HEAD"): "name the branch",
+    }
+    for args, words in cases.items():
+        res = runner.invoke(main, [*args, "--repo", str(target)])
+        assert res.exit_code == 2, (args, res.output)
+        assert words in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    integrated_run(target, "nc", {"b": mod("b", 1)})  # no test_cmd in its plan
+    res = runner.invoke(main, ["gate", "nc", "--repo", str(target)])
+    assert res.exit_code == 2 and "no test command" in res.stderr
+    assert not (ws.root / "runs" / "ok" / "gate").exists()  # nothing ran
+    with pytest.raises(UsageError):
+        gate_run(target, "ok", land="refs/heads/nope")
