@@ -218,6 +218,13 @@ class DockerSandbox:
         duration = time.monotonic() - start
         state = _state(container)
         text = tail.text()
+        if not tail.complete:
+            # The stream broke or lagged (a loaded daemon): the stopped container still
+            # holds its whole output, so the result is never missing its last lines.
+            try:
+                text = container.logs(stdout=True, stderr=True)[-TAIL_BYTES:].decode("utf-8", "replace")
+            except Exception:
+                pass
         if timed_out:
             return SandboxResult(exit_code=None, duration_s=duration, timed_out=True,
                                  reason="timeout", output_tail=text, image_id=image)
@@ -235,6 +242,8 @@ class _Tail:
     """The last TAIL_BYTES of the output, kept while it streams."""
 
     def __init__(self) -> None:
+        self.complete = False
+        """Set when the stream ended normally, so the tail holds the last output."""
         self._chunks: deque[bytes] = deque()
         self._size = 0
         self._lock = threading.Lock()
@@ -259,6 +268,7 @@ def _pump_logs(container: Any, log_path: Any, tail: _Tail) -> None:
                 log.write(chunk)
                 log.flush()
                 tail.add(chunk)
+        tail.complete = True
     except Exception as exc:  # a broken log stream must not hang or crash the attempt
         try:
             with open(log_path, "ab") as log:
