@@ -23,6 +23,12 @@ def prepare_run(plan_path: Path, repo: Path, *, run_id: str | None = None,
     and creates nothing. Returns the pieces and warnings to show."""
     plan = resolve_plan(plan_path, sandbox=sandbox, max_parallel=max_parallel,
                         keep_sandboxes=keep_sandboxes)
+    return prepare_resolved(plan, repo, run_id=run_id)
+
+
+def prepare_resolved(plan: ResolvedPlan, repo: Path, *, run_id: str | None = None
+                     ) -> tuple[Workspace, RunStore, ResolvedPlan, RunRecord, list[str]]:
+    """`prepare_run` for a plan already resolved (a bench builds its own)."""
     ws = Workspace(repo)
     base = resolve_commit(ws.repo(), plan.run.base)
     run_id = run_id or plan.run.id or new_run_id()
@@ -47,7 +53,8 @@ def prepare_run(plan_path: Path, repo: Path, *, run_id: str | None = None,
                             "(no network, filesystem or resource limits)")
         image_id = image_id or getattr(sb, "image_id", None)  # set by check()
     record = RunRecord(
-        run_id=run_id, repo=str(ws.common), plan_path=str(plan_path.resolve()), plan=plan.raw,
+        run_id=run_id, repo=str(ws.common), plan_path=str(plan.path.resolve()) if plan.path else None,
+        plan=plan.raw,
         base_ref=plan.run.base, base_commit=str(base.id), sandbox=plan.run.sandbox.type,
         image_id=image_id,
         max_parallel=plan.run.max_parallel, task_order=list(plan.tasks),
@@ -57,7 +64,12 @@ def prepare_run(plan_path: Path, repo: Path, *, run_id: str | None = None,
 
 def run_plan(plan_path: Path, repo: Path, *, progress: Progress = _quiet, **options) -> RunRecord:
     """Run a plan end to end and return its record. Raises UsageError on bad input."""
-    ws, store, plan, record, warnings = prepare_run(plan_path, repo, **options)
+    return execute(*prepare_run(plan_path, repo, **options), progress=progress)
+
+
+def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecord, warnings: list[str],
+            *, progress: Progress = _quiet) -> RunRecord:
+    """Create the run's record and run its agents (everything was checked before)."""
     for w in warnings:
         progress(w)
     store.create(record)

@@ -1,0 +1,84 @@
+"""`harness bench`: run a bench, rebuild its report, compare two runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+def _stderr(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _report_dir(repo: Path, run_id: str) -> Path:
+    from ..store import open_run
+
+    _, store, _ = open_run(repo, run_id)
+    return store.dir / "bench"
+
+
+class _SpecFirst(click.Group):
+    """`harness bench SPEC` runs a spec; `report` and `compare` are subcommands."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+def make_group(guarded, repo_option, json_option) -> click.Group:
+    @click.group(cls=_SpecFirst)
+    def bench() -> None:
+        """Reproduce an optimization run: strategies as agents, measured and gated."""
+
+    @bench.command("run")
+    @click.argument("spec", type=click.Path(path_type=Path))
+    @click.option("--repo", type=click.Path(path_type=Path), help="Target repository (default: the spec's target).")
+    @click.option("--run-id", help="Run id (default: generated).")
+    @click.option("--sandbox", type=click.Choice(["docker", "local"]), help="Override the spec's sandbox.")
+    @click.option("--repeats", type=int, help="Samples per side (overrides the spec).")
+    @json_option
+    @guarded
+    def run(spec: Path, repo: Path | None, run_id: str | None, sandbox: str | None,
+            repeats: int | None, as_json: bool) -> None:
+        """Run the bench SPEC end to end and write report.json and report.html."""
+        from .runner import run_bench
+        from .summary import summary_text
+
+        report, html = run_bench(spec, repo=repo, run_id=run_id, sandbox=sandbox, repeats=repeats,
+                                 progress=_stderr)
+        click.echo(report.model_dump_json(indent=2) if as_json else summary_text(report, html))
+        sys.exit(0 if report.summary.significant and report.summary.verdict == "faster" else 1)
+
+    @bench.command("report")
+    @click.argument("run_id")
+    @repo_option
+    @guarded
+    def report(run_id: str, repo: Path) -> None:
+        """Rebuild report.html of a bench run from its report.json."""
+        from .html import write_report
+        from .model import load_report
+
+        folder = _report_dir(repo, run_id)
+        _, html = write_report(load_report(folder), folder)
+        click.echo(str(html))
+
+    @bench.command("compare")
+    @click.argument("run_a")
+    @click.argument("run_b")
+    @repo_option
+    @click.option("--html", "html_out", type=click.Path(path_type=Path), help="Also write an HTML comparison here.")
+    @guarded
+    def compare_cmd(run_a: str, run_b: str, repo: Path, html_out: Path | None) -> None:
+        """Compare two bench runs: baseline, integration and each strategy."""
+        from .html import compare_reports, render_compare_html
+        from .model import load_report
+
+        a, b = (load_report(_report_dir(repo, r)) for r in (run_a, run_b))
+        click.echo(compare_reports(a, b))
+        if html_out:
+            html_out.write_text(render_compare_html(a, b))
+
+    return bench

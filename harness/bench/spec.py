@@ -1,0 +1,95 @@
+"""The bench spec: what to measure, on what, with which strategies."""
+
+from __future__ import annotations
+
+import glob
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ..config import DockerSandboxConfig, LocalSandboxConfig, SandboxConfig, _coerce_typed
+from ..errors import PlanError
+
+
+class BenchSpec(BaseModel):
+    """`[bench]` of a bench spec file. Paths are relative to the spec file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+
+    name: str
+    target: str
+    """A git repository, or a plain folder (a bundled example) made into one."""
+    base: str = "HEAD"
+    strategies: list[str] = Field(min_length=1)
+    """Strategy files or globs of them."""
+    test_cmd: str
+    bench_cmd: str
+    """Prints one JSON line holding the metric, e.g. {"value": 1234.5}."""
+    metric: str
+    unit: str = ""
+    direction: Literal["higher", "lower"] = "higher"
+    repeats: int = Field(default=10, ge=3, le=1000)
+    """Samples per side after warm-ups."""
+    warmups: int = Field(default=1, ge=0, le=100)
+    profile_cmd: str | None = None
+    """Profiles one benchmark run; `{out}` is where folded stacks go."""
+    sandbox: SandboxConfig = DockerSandboxConfig()
+    max_parallel: int = Field(default=4, ge=1)
+    timeout_s: float = Field(default=600, gt=0)
+    """Per agent attempt."""
+    retries: int = Field(default=0, ge=0)
+    bench_timeout_s: float = Field(default=300, gt=0)
+    test_timeout_s: float = Field(default=600, gt=0)
+    min_effect: float = Field(default=0.01, ge=0)
+    """Smallest relative change counted as a gain (beyond noise)."""
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    seed: int = 0
+
+    _coerce = field_validator("sandbox", mode="before")(lambda cls, v: _coerce_typed(v))
+
+
+class LoadedSpec(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    spec: BenchSpec
+    raw: dict
+    target: Path
+    strategy_files: list[Path]
+
+
+def load_spec(path: Path, *, sandbox: str | None = None, repeats: int | None = None) -> LoadedSpec:
+    """Read and check a bench spec. Raises PlanError naming the file and field."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PlanError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise PlanError(f"{path}: not valid TOML: {exc}") from None
+    data = dict(raw.get("bench", {}))
+    if sandbox is not None:
+        data["sandbox"] = {"type": sandbox}
+    if repeats is not None:
+        data["repeats"] = repeats
+    try:
+        spec = BenchSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"])
+        raise PlanError(f"{path}: bench.{where}: {err['msg']}") from None
+    base = path.parent
+    files: list[Path] = []
+    for pattern in spec.strategies:
+        found = sorted(Path(p) for p in glob.glob(str(base / pattern)))
+        if not found:
+            raise PlanError(f"{path}: bench.strategies: no strategy file matches {pattern!r}")
+        files += [f.resolve() for f in found if f.suffix == ".toml"]
+    target = (base / spec.target).resolve()
+    if not target.is_dir():
+        raise PlanError(f"{path}: bench.target: no folder {spec.target}")
+    return LoadedSpec(path=path.resolve(), spec=spec, raw=raw, target=target, strategy_files=files)
+
+
+__all__ = ["BenchSpec", "LoadedSpec", "load_spec", "LocalSandboxConfig", "DockerSandboxConfig"]

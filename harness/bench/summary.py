@@ -1,0 +1,31 @@
+"""The few lines a person reads at the end of a bench run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .model import BenchReport
+
+
+def summary_text(report: BenchReport, html: Path) -> str:
+    s = report.summary
+    unit = report.metric.unit or report.metric.name
+    lines = [f"bench {report.target.name} (run {report.run_id})",
+             f"  baseline     {s.baseline_median:,.0f} {unit} (median of {report.baseline.stats.n})"]
+    if s.integrated_median is not None and s.speedup is not None:
+        sig = "significant" if s.significant else "not significant"
+        lines.append(f"  integrated   {s.integrated_median:,.0f} {unit}")
+        lines.append(f"  speedup      x{s.speedup:.2f}  95% interval [{s.ci_low:.2f}, {s.ci_high:.2f}]  "
+                     f"{s.verdict}, {sig}")
+    else:
+        lines.append("  integrated   none (no strategy improved significantly and passed the gate)")
+    lines.append(f"  strategies   {s.folded} folded, {s.conflicted} conflicted, {s.rejected_by_gate} rejected "
+                 f"by the gate, {s.failed_tests} failed tests, {s.not_improved} not improved, "
+                 f"{s.failed} failed, {s.timed_out} timed out, {s.retried} retried")
+    for c in report.candidates:
+        cmp = c.comparison
+        speed = f"x{cmp.speedup:.2f} [{cmp.ci_low:.2f}, {cmp.ci_high:.2f}]" if cmp else "-"
+        lines.append(f"    {c.name:<28} {c.status:<16} {speed:<22} {c.merge_outcome}"
+                     + (f" ({c.merge_detail})" if c.merge_detail and c.merge_outcome != "folded" else ""))
+    lines.append(f"  report       {html}")
+    return "\n".join(lines)

@@ -1,0 +1,94 @@
+"""A small bench over four strategies, end to end, with the local sandbox."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+from harness.bench.model import load_report
+from harness.bench.runner import run_bench
+
+
+def _target(tmp_path):
+    t = tmp_path / "target"
+    (t / "tests").mkdir(parents=True)
+    # a fixed amount of real work; "faster" strategies make the work smaller
+    (t / "work.py").write_text("LOOPS = 1500000\n")
+    (t / "extra.py").write_text("CUT = 0\n")
+    (t / "bench.py").write_text(
+        "import json, time\nfrom work import LOOPS\nfrom extra import CUT\n"
+        "t = time.perf_counter()\ntotal = 0\nfor i in range(LOOPS - CUT):\n    total += i * i\n"
+        "secs = time.perf_counter() - t\nprint('noise on stdout')\n"
+        "print(json.dumps({'metric': 'runs_per_sec', 'value': 1.0 / secs}))\n")
+    (t / "tests" / "test_work.py").write_text(
+        "from work import LOOPS\nfrom extra import CUT\n\n"
+        "def test_positive():\n    assert LOOPS > 0\n\n"
+        "def test_cut():\n    assert CUT >= 0\n")
+    s = tmp_path / "strategies"
+    s.mkdir()
+
+    def strategy(name, command, scope, **extra):
+        lines = [f'name = "{name}"', f'prompt = "make it faster ({name})"',
+                 f"command = '''{command}'''", f"write_scope = {json.dumps(scope)}"]
+        lines += [f"{k} = {v}" for k, v in extra.items()]
+        (s / f"{name}.toml").write_text("\n".join(lines) + "\n")
+
+    strategy("smaller-work", "echo 'LOOPS = 500000' > work.py", ["work.py"])
+    strategy("retry-once", 'test "$HARNESS_ATTEMPT" -ge 2 || { echo "first attempt fails" >&2; exit 1; }; '
+             "echo 'CUT = 750000' > extra.py", ["extra.py"], retries=1)
+    strategy("breaks-tests", "echo 'LOOPS = 0' > work.py", ["work.py"])
+    strategy("hangs", "sleep 60", ["work.py"], timeout_s=1.5)
+    spec = tmp_path / "bench.toml"
+    spec.write_text(f"""
+[bench]
+name = "tiny"
+target = "target"
+strategies = ["strategies/*.toml"]
+test_cmd = "python3 -m pytest -q -p no:cacheprovider tests"
+bench_cmd = "python3 bench.py"
+metric = "runs_per_sec"
+unit = "runs/s"
+repeats = 7
+warmups = 1
+sandbox = "local"
+max_parallel = 4
+""")
+    return spec
+
+
+def test_small_bench_records_retries_exit_reasons_and_merge_outcomes(tmp_path):
+    spec = _target(tmp_path)
+    lines: list[str] = []
+    report, html = run_bench(spec, progress=lines.append, run_id="b1",
+                             cache_dir=tmp_path / "cache")
+    by = {c.task_id: c for c in report.candidates}
+    assert set(by) == {"smaller-work", "retry-once", "breaks-tests", "hangs"}
+
+    assert by["retry-once"].attempts == 2 and by["retry-once"].retries == 1
+    assert [a.status for a in by["retry-once"].attempt_log] == ["failed", "succeeded"]
+    assert by["retry-once"].attempt_log[0].reason == "exit code 1"
+    assert by["hangs"].status == "timed_out" and by["hangs"].exit_reason == "timeout"
+    assert by["hangs"].merge_outcome == "not_run"
+    assert by["breaks-tests"].merge_outcome == "failed_tests"
+    assert by["breaks-tests"].tests is not None and not by["breaks-tests"].tests.ok
+    assert any("test_positive" in t for t in by["breaks-tests"].tests.failing)
+
+    for name in ("smaller-work", "retry-once"):
+        c = by[name]
+        assert c.tests.ok and len(c.measurement.samples) == 7
+        assert c.comparison.significant and c.comparison.verdict == "faster", c.comparison
+        assert c.merge_outcome == "folded"
+    assert report.integration is not None, lines
+    assert report.summary.significant and report.summary.speedup > 2
+    assert report.summary.folded == 2 and report.summary.retried == 1
+    assert report.summary.timed_out == 1 and report.summary.failed_tests == 1
+    assert len(report.baseline.samples) == 7 and report.baseline.warmups_dropped == 1
+
+    # the record round-trips and the page parses
+    again = load_report(html.parent / "report.json")
+    assert again == report
+    HTMLParser().feed(html.read_text())
+    assert "smaller-work" in html.read_text()
+    kinds = {e.kind for e in report.timeline}
+    assert {"attempt", "retry", "tests", "bench", "integrate", "gate"} <= kinds
+    assert any("round 7/7" in line for line in lines)
