@@ -54,8 +54,7 @@ class GateTester:
         hdir.mkdir(parents=True)
         (hdir / "gate.json").write_text(json.dumps({"run": self.store.run_id, "commit": commit,
                                                     "tasks": tasks, "purpose": purpose}, indent=1))
-        self.ws.create_worktree(f"harness-{self.store.run_id}-gate-{n}", wt, commit)
-        try:
+        with self.ws.scratch_worktree(f"harness-{self.store.run_id}-gate-{n}", wt, commit):
             first = self._one(wt, hdir, gdir, commit, tasks, purpose, n, rerun=None)
             again = None
             if rerun_failed and not first.tests.ok and first.tests.failing:
@@ -63,8 +62,6 @@ class GateTester:
                 again = self._one(wt, hdir, gdir, commit, tasks, "rerun", n, rerun=first.tests.failing)
                 flaky = flaky_after_rerun(first.tests, again.tests)
                 again = again.model_copy(update={"tests": again.tests.model_copy(update={"flaky": flaky})})
-        finally:
-            self.ws.remove_worktree(wt)
         self._by_tree.setdefault(tree, first)
         return first, again
 

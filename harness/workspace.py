@@ -197,6 +197,15 @@ class Workspace:
         wt.checkout_tree(commit.tree, strategy=pygit2.enums.CheckoutStrategy.FORCE)
         return path
 
+    @contextmanager
+    def scratch_worktree(self, name: str, path: Path, commit_id: str) -> Iterator[Path]:
+        """A detached worktree that lives only inside the with-block (tests, benchmarks)."""
+        self.create_worktree(name, path, commit_id)
+        try:
+            yield path
+        finally:
+            self.remove_worktree(path)
+
     def remove_worktree(self, path: Path) -> None:
         path = Path(path)
         gitfile = path / ".git"

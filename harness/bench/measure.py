@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -63,18 +63,14 @@ class Runner:
         (self.dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.dir / "harness").mkdir(exist_ok=True)
 
-    @contextmanager
-    def tree(self, commit: str, label: str) -> Iterator[Path]:
+    def tree(self, commit: str, label: str):
+        """A scratch worktree of `commit` for one with-block."""
         with self._lock:
             self._n += 1
             n = self._n
         name = f"bench-{label}-{n}"
         path = self.ws.root / "worktrees" / self.store.run_id / name
-        self.ws.create_worktree(f"harness-{self.store.run_id}-{name}", path, commit)
-        try:
-            yield path
-        finally:
-            self.ws.remove_worktree(path)
+        return self.ws.scratch_worktree(f"harness-{self.store.run_id}-{name}", path, commit)
 
     def _request(self, path: Path, argv: list[str], log: str, timeout: float,
                  labels: dict[str, str]) -> SandboxRequest:
@@ -148,17 +144,8 @@ class Runner:
 @contextmanager
 def _trees(runner: Runner, sides: list[Side]) -> Iterator[dict[str, Path]]:
     """One scratch worktree per side for the whole measurement."""
-    stack: list = []
-    paths: dict[str, Path] = {}
-    try:
-        for s in sides:
-            cm = runner.tree(s.commit, f"m-{s.name}")
-            paths[s.name] = cm.__enter__()
-            stack.append(cm)
-        yield paths
-    finally:
-        for cm in reversed(stack):
-            cm.__exit__(None, None, None)
+    with ExitStack() as stack:
+        yield {s.name: stack.enter_context(runner.tree(s.commit, f"m-{s.name}")) for s in sides}
 
 
 def parse_metric(output: str, metric: str) -> float | None:
