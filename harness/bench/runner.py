@@ -140,12 +140,12 @@ def run_bench(spec_path: Path, *, repo: Path | None = None, run_id: str | None =
             merge_detail=f"{len([o for o in merge_outcome.values() if o[0] == 'folded'])} strategies folded; "
                          f"baseline re-measured alongside: median {_median(ref_base.samples):,.0f}")
 
-    progress("profiling: baseline" + (", strategies and integration" if sides else ""))
+    to_profile = {"baseline": base, **{n: s.commit for n, s in sides.items()},
+                  **({"integration": integration} if integration else {})}
+    progress(f"profiling {len(to_profile)} trees: " + ", ".join(to_profile))
     art = store.dir / "bench" / "artifacts"
     art.mkdir(parents=True, exist_ok=True)
-    profiles = _profiles(runner, {"baseline": base, **{n: s.commit for n, s in sides.items()},
-                                  **({"integration": integration} if integration else {})},
-                         art, timeline, clock, progress)
+    profiles = _profiles(runner, to_profile, art, timeline, clock, progress)
 
     reports = []
     for tid in record.task_order:

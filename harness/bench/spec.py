@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import DockerSandboxConfig, LocalSandboxConfig, SandboxConfig, _coerce_typed
+from ..config import DockerSandboxConfig, SandboxConfig, _coerce_typed
 from ..errors import PlanError
 
 
@@ -91,5 +91,3 @@ def load_spec(path: Path, *, sandbox: str | None = None, repeats: int | None = N
         raise PlanError(f"{path}: bench.target: no folder {spec.target}")
     return LoadedSpec(path=path.resolve(), spec=spec, raw=raw, target=target, strategy_files=files)
 
-
-__all__ = ["BenchSpec", "LoadedSpec", "load_spec", "LocalSandboxConfig", "DockerSandboxConfig"]
