@@ -201,7 +201,7 @@ def doctor(repo: Path) -> None:
 def _bench_group() -> click.Group:
     from .bench.cli import make_group
 
-    return make_group(guarded, repo_option, json_option)
+    return make_group(guarded, json_option)
 
 
 main.add_command(_bench_group(), "bench")

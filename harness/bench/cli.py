@@ -12,10 +12,22 @@ def _stderr(line: str) -> None:
     click.echo(line, err=True)
 
 
-def _report_dir(repo: Path, run_id: str) -> Path:
+def _report_dir(repo: Path | None, run_id: str) -> Path:
+    """The bench folder of a run: in --repo, or else in the repositories made from
+    bundled examples (where `harness bench SPEC` without --repo ran)."""
+    from ..errors import UsageError
     from ..store import open_run
+    from .runner import targets_cache
 
-    _, store, _ = open_run(repo, run_id)
+    if repo is not None:
+        _, store, _ = open_run(repo, run_id)
+        return store.dir / "bench"
+    for found in sorted(targets_cache().glob(f"*/.git/harness/runs/{run_id}/bench")):
+        return found
+    try:
+        _, store, _ = open_run(Path("."), run_id)
+    except UsageError:
+        raise UsageError(f"unknown bench run {run_id!r} (give the target with --repo)") from None
     return store.dir / "bench"
 
 
@@ -28,7 +40,7 @@ class _SpecFirst(click.Group):
         return super().parse_args(ctx, args)
 
 
-def make_group(guarded, repo_option, json_option) -> click.Group:
+def make_group(guarded, json_option) -> click.Group:
     @click.group(cls=_SpecFirst)
     def bench() -> None:
         """Reproduce an optimization run: strategies as agents, measured and gated."""
@@ -52,11 +64,14 @@ def make_group(guarded, repo_option, json_option) -> click.Group:
         click.echo(report.model_dump_json(indent=2) if as_json else summary_text(report, html))
         sys.exit(0 if report.summary.significant and report.summary.verdict == "faster" else 1)
 
+    target_option = click.option("--repo", type=click.Path(path_type=Path),
+                                 help="The target repository (default: found by run id).")
+
     @bench.command("report")
     @click.argument("run_id")
-    @repo_option
+    @target_option
     @guarded
-    def report(run_id: str, repo: Path) -> None:
+    def report(run_id: str, repo: Path | None) -> None:
         """Rebuild report.html of a bench run from its report.json."""
         from .html import write_report
         from .model import load_report
@@ -68,10 +83,10 @@ def make_group(guarded, repo_option, json_option) -> click.Group:
     @bench.command("compare")
     @click.argument("run_a")
     @click.argument("run_b")
-    @repo_option
+    @target_option
     @click.option("--html", "html_out", type=click.Path(path_type=Path), help="Also write an HTML comparison here.")
     @guarded
-    def compare_cmd(run_a: str, run_b: str, repo: Path, html_out: Path | None) -> None:
+    def compare_cmd(run_a: str, run_b: str, repo: Path | None, html_out: Path | None) -> None:
         """Compare two bench runs: baseline, integration and each strategy."""
         from .html import compare_reports, render_compare_html
         from .model import load_report

@@ -32,6 +32,11 @@ def _quiet(_: str) -> None:
     pass
 
 
+def targets_cache() -> Path:
+    """Where repositories made from bundled example folders live."""
+    return Path.home() / ".cache" / "harness" / "targets"
+
+
 def target_repo(loaded: LoadedSpec, repo: Path | None, cache: Path | None = None) -> Path:
     """The git repository to run against: --repo, the target when it is a repository,
     or else a repository made once from the target folder (a bundled example)."""
@@ -45,7 +50,7 @@ def target_repo(loaded: LoadedSpec, repo: Path | None, cache: Path | None = None
     files = sorted(p for p in src.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     for p in files:
         digest.update(str(p.relative_to(src)).encode() + b"\0" + p.read_bytes())
-    cache = cache or Path.home() / ".cache" / "harness" / "targets"
+    cache = cache or targets_cache()
     dest = cache / f"{loaded.spec.name}-{digest.hexdigest()[:12]}"
     if not (dest / ".git").exists():
         tmp = dest.with_name(dest.name + ".tmp")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from html.parser import HTMLParser
 
+from gitutil import harness
 from harness.bench.model import load_report
 from harness.bench.runner import run_bench
 
@@ -92,3 +93,13 @@ def test_small_bench_records_retries_exit_reasons_and_merge_outcomes(tmp_path):
     kinds = {e.kind for e in report.timeline}
     assert {"attempt", "retry", "tests", "bench", "integrate", "gate"} <= kinds
     assert any("round 7/7" in line for line in lines)
+
+    # the report rebuilds from report.json, and two runs compare, through the CLI
+    html.unlink()
+    proc = harness("bench", "report", "b1", "--repo", report.target.path)
+    assert proc.returncode == 0 and proc.stdout.strip() == str(html) and html.exists()
+    proc = harness("bench", "compare", "b1", "b1", "--repo", report.target.path,
+                   "--html", str(tmp_path / "cmp.html"))
+    assert proc.returncode == 0 and "baseline median" in proc.stdout
+    HTMLParser().feed((tmp_path / "cmp.html").read_text())
+    assert harness("bench", "report", "nope", "--repo", report.target.path).returncode == 2
