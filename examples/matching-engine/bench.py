@@ -87,17 +87,25 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orders", type=int, default=5_000, help="commands in the stream")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs of the stream, each on a fresh exchange; the fastest counts")
     args = parser.parse_args(argv)
     commands = generate(args.orders, args.seed)
-    start = time.perf_counter()
-    run(commands)
-    seconds = time.perf_counter() - start
+    # The fastest of a few runs: a shared machine only ever slows a run down, so the
+    # minimum time is the steadiest estimate of what the code itself costs.
+    times = []
+    for _ in range(max(1, args.repeat)):
+        start = time.perf_counter()
+        run(commands)
+        times.append(time.perf_counter() - start)
+    seconds = min(times)
     print(json.dumps({
         "metric": "orders_per_sec",
         "value": round(len(commands) / seconds, 1),
         "unit": "orders/s",
         "orders": len(commands),
         "seconds": round(seconds, 4),
+        "runs": [round(t, 4) for t in times],
     }))
     return 0
 

@@ -166,6 +166,9 @@ class CandidateReport(_Record):
     tests: TestSummary | None = None
     measurement: Measurement | None = None
     comparison: Comparison | None = None
+    reference: Measurement | None = None
+    """Baseline samples taken alongside this candidate, when they are not the run's
+    baseline (the integration is measured after the strategies, with its own)."""
     merge_outcome: MergeOutcome = "not_run"
     merge_detail: str | None = None
 

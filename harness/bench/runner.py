@@ -142,8 +142,9 @@ def run_bench(spec_path: Path, *, repo: Path | None = None, run_id: str | None =
             measurement=Measurement.from_samples(integ.samples, warmups_dropped=len(integ.warmups))
             if integ.samples else None,
             comparison=cmp, merge_outcome="folded",
-            merge_detail=f"{len([o for o in merge_outcome.values() if o[0] == 'folded'])} strategies folded; "
-                         f"baseline re-measured alongside: median {_median(ref_base.samples):,.0f}")
+            reference=Measurement.from_samples(ref_base.samples, warmups_dropped=len(ref_base.warmups))
+            if ref_base.samples else None,
+            merge_detail=f"{len([o for o in merge_outcome.values() if o[0] == 'folded'])} strategies folded")
 
     to_profile = {"baseline": base, **{n: s.commit for n, s in sides.items()},
                   **({"integration": integration} if integration else {})}

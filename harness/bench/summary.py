@@ -14,7 +14,9 @@ def summary_text(report: BenchReport, html: Path) -> str:
              f"  baseline     {s.baseline_median:,.0f} {unit} (median of {report.baseline.stats.n})"]
     if s.integrated_median is not None and s.speedup is not None:
         sig = "significant" if s.significant else "not significant"
-        lines.append(f"  integrated   {s.integrated_median:,.0f} {unit}")
+        ref = report.integration.reference if report.integration else None
+        against = f" (against the baseline re-measured alongside: {ref.stats.median:,.0f})" if ref else ""
+        lines.append(f"  integrated   {s.integrated_median:,.0f} {unit}{against}")
         lines.append(f"  speedup      x{s.speedup:.2f}  95% interval [{s.ci_low:.2f}, {s.ci_high:.2f}]  "
                      f"{s.verdict}, {sig}")
     else:
