@@ -4,7 +4,6 @@ and renders; HarnessError becomes one line on stderr and its exit code."""
 from __future__ import annotations
 
 import functools
-import json
 import sys
 from pathlib import Path
 

@@ -151,7 +151,8 @@ class Plan(_Config):
     task: list[TaskConfig] = Field(min_length=1)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file as a dict. Raises PlanError naming the file."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -180,7 +181,7 @@ def _describe(path: Path, data: dict[str, Any], exc: ValidationError) -> str:
 
 def load_plan(path: Path) -> Plan:
     """Read and validate a plan file. Raises PlanError naming file, task and field."""
-    data = _read_toml(path)
+    data = read_toml(path)
     try:
         return Plan.model_validate(data)
     except ValidationError as exc:
@@ -189,7 +190,7 @@ def load_plan(path: Path) -> Plan:
 
 def load_strategy(path: Path) -> StrategyFile:
     """Read and validate a strategy file. Raises PlanError."""
-    data = _read_toml(path)
+    data = read_toml(path)
     try:
         return StrategyFile.model_validate(data)
     except ValidationError as exc:

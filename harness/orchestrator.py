@@ -7,7 +7,6 @@ import shutil
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from pathlib import Path
 from typing import Callable
 
 from .agents import get_agent

@@ -4,7 +4,6 @@ measured in the same run and prints the ratio; none of this runs in the tests.""
 from __future__ import annotations
 
 import argparse
-import shutil
 import subprocess
 import tempfile
 import time

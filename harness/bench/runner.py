@@ -193,11 +193,6 @@ def _compare(spec, base: list[float], cand: list[float]):
                    seed=spec.seed, min_effect=spec.min_effect)
 
 
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    return (s[len(s) // 2] + s[(len(s) - 1) // 2]) / 2 if s else 0.0
-
-
 def _run_tests(runner: Runner, items: list[tuple[str, str]], timeline: list[TimelineEntry],
                clock) -> dict[str, TestReport]:
     def one(item):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import glob
-import tomllib
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import DockerSandboxConfig, SandboxConfig, _coerce_typed
+from ..config import DockerSandboxConfig, SandboxConfig, _coerce_typed, read_toml
 from ..errors import PlanError
 
 
@@ -62,12 +61,7 @@ class LoadedSpec(BaseModel):
 
 def load_spec(path: Path, *, sandbox: str | None = None, repeats: int | None = None) -> LoadedSpec:
     """Read and check a bench spec. Raises PlanError naming the file and field."""
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PlanError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise PlanError(f"{path}: not valid TOML: {exc}") from None
+    raw = read_toml(path)
     data = dict(raw.get("bench", {}))
     if sandbox is not None:
         data["sandbox"] = {"type": sandbox}
