@@ -162,9 +162,9 @@ def gate_run(repo: Path | str, run_id: str, *, test_cmd: str | None = None, land
     flaky = set(again.tests.flaky) if again is not None else set()
     by_prefix: dict[tuple[str, ...], GateRun] = {tuple(folds.seq): first}
 
-    def oracle(prefix: tuple[str, ...]) -> bool:
+    def oracle(prefix: tuple[str, ...], kind: str) -> bool:
         commit = folds.head(prefix)
-        run, _ = tester.test(commit, list(prefix), "bisect" if prefix else "base")
+        run, _ = tester.test(commit, list(prefix), kind)
         by_prefix[prefix] = run
         return passes(run.tests, flaky)
 

@@ -201,6 +201,11 @@ def gate_report(g: GateReport) -> str:
                      + (f" +{len(failing) - 5} more" if len(failing) > 5 else ""))
     if g.flaky:
         lines.append(f"  flaky    {', '.join(g.flaky)}")
+    searched = g.runs_for("bisect", "base")
+    if searched or g.culprits:
+        branches = len(g.runs[0].tasks) if g.runs else 0
+        lines.append(f"  search   {searched} bisect run(s) for {len(g.culprits)} culprit(s) among "
+                     f"{branches} branch(es); {g.runs_for('rebuilt')} rebuilt head(s) gated again")
     rows = [["#", "PURPOSE", "COMMIT", "BRANCHES", "RESULT", "SECONDS"]]
     for i, r in enumerate(g.runs, 1):
         t = r.tests

@@ -354,7 +354,9 @@ class GateRun(Model):
     """Tasks folded into the tested commit."""
     purpose: str = "gate"
     """gate (the integration head), rerun (its failures once more), bisect (a
-    prefix of the folded sequence), base, alone (a culprit folded alone)."""
+    prefix of the folded sequence, during the culprit search), rebuilt (the
+    integration rebuilt without the culprits found so far, gated again), base,
+    alone (a culprit folded alone, to tell a semantic conflict)."""
     tests: TestReport
     log_path: str | None = None
 
@@ -390,6 +392,10 @@ class GateReport(Model):
     @property
     def test_runs(self) -> int:
         return len(self.runs)
+
+    def runs_for(self, *purposes: str) -> int:
+        """How many runs had one of these purposes (e.g. "bisect", "base": the search)."""
+        return sum(1 for r in self.runs if r.purpose in purposes)
 
 
 # --- the run -------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 from gitutil import git, make_repo, snapshot, write_plan
 from sandboxutil import require_docker
+from harness import render
 from harness.bisect import find_culprits
 from harness.cli import main
 from harness.errors import UsageError
@@ -110,27 +111,36 @@ def target(tmp_path: Path) -> Path:
 # --- the pure search -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("n,k", [(16, 1), (16, 2), (16, 3), (8, 2)])
+@pytest.mark.parametrize("n,k", [(16, 1), (16, 2), (16, 3), (8, 2), (8, 4), (5, 5)])
 def test_bisection_finds_every_culprit_within_its_bound(n, k):
+    """Over every placement: at most K*ceil(log2 N) bisect runs (so with the red
+    gate run, K*ceil(log2 N) + 1 to find them all), and K rebuilt heads gated again,
+    the last green (or a bisect run of that same prefix, when the culprit was last).
+    The base is run only inside that budget, when culprits are first in line twice."""
     seq = [f"t{i:02d}" for i in range(n)]
-    worst = 0
+    worst_find = 0
     for bad in itertools.combinations(seq, k):
-        out = find_culprits(seq, lambda s, bad=set(bad): not (set(s) & bad))
+        out = find_culprits(seq, lambda s, _kind, bad=set(bad): not (set(s) & bad))
         assert sorted(c.task for c in out.culprits) == sorted(bad)
         assert out.green and out.kept == tuple(t for t in seq if t not in bad)
-        worst = max(worst, out.tests)
-    # one run per culprit to learn whether another remains (the last is the
-    # confirming run), one more only when a culprit is first (the base is checked)
-    assert worst <= k * math.ceil(math.log2(n)) + k + 1
+        assert out.count("base") <= 1 and out.count("rebuilt") <= k
+        assert (out.kept, True) in [(tasks, ok) for tasks, _, ok in out.calls]  # kept was tested
+        worst_find = max(worst_find, 1 + out.count("bisect", "base"))
+    assert worst_find <= k * math.ceil(math.log2(n)) + 1
 
 
 def test_bisection_blames_the_later_of_a_clashing_pair_and_a_red_base_blames_nobody():
     seq = ["a", "b", "c", "d", "e"]
-    out = find_culprits(seq, lambda s: not {"b", "d"} <= set(s))
+    out = find_culprits(seq, lambda s, _kind: not {"b", "d"} <= set(s))
     assert [c.task for c in out.culprits] == ["d"]
     assert out.culprits[0].before == ("a", "b", "c") and out.kept == ("a", "b", "c", "e")
-    red = find_culprits(seq, lambda s: False)
-    assert red.base_red and not red.culprits and not red.green
+    for n in (1, 2, 5, 16):
+        red = find_culprits([f"t{i}" for i in range(n)], lambda s, _kind: False)
+        assert red.base_red and not red.culprits and not red.green
+        assert red.calls[-1] == ((), "base", False)
+        # the first search blames the first branch; its rebuilt head is red, so the
+        # next search counts the base among its candidates: no more runs than the first
+        assert red.tests <= 2 * math.ceil(math.log2(n)) + 1
 
 
 # --- the gate on real repositories ---------------------------------------------------
@@ -161,7 +171,7 @@ def test_clashing_pair_later_one_rejected_other_lands(tmp_path, sandbox):
     assert report.status == "green" and report.culprits == ["b"]
     assert report.culprit_tests["b"] == ["tests/test_budget.py::test_total_within_budget"]
     # gate (red), [a] green, [a, b] red, [a, c] green (the rebuilt head), [b] alone green
-    assert [r.purpose for r in report.runs] == ["gate", "bisect", "bisect", "bisect", "alone"]
+    assert [r.purpose for r in report.runs] == ["gate", "bisect", "bisect", "rebuilt", "alone"]
     assert report.runs[0].tests.source == "junit" and report.runs[0].tests.passed == 1
     ws, _, record = open_run(repo, "r1")
     tested = report.tested_commit
@@ -190,20 +200,28 @@ def test_clashing_pair_later_one_rejected_other_lands(tmp_path, sandbox):
 
 
 def test_two_culprits_among_sixteen_in_logarithmic_runs(target, sandbox):
+    """K = 2 among N = 16, one of them first in line: found in the red gate run and
+    at most K*ceil(log2 N) bisect runs; the integration rebuilt without the first is
+    gated again (red), then without both (green), and that head is the tested one."""
     n, k = 16, 2
     names = [f"m{i:02d}" for i in range(1, n + 1)]
-    bad = {"m05", "m12"}
+    bad = {"m01", "m12"}
     integrated_run(target, "r16", {t: mod(t, 1, broken=t in bad) for t in names})
 
     report = gate_run(target, "r16", test_cmd="python3 check.py", sandbox=sandbox, check_alone=False)
 
-    assert report.status == "green" and sorted(report.culprits) == sorted(bad)
-    assert report.culprit_tests == {"m05": ["python3 check.py"], "m12": ["python3 check.py"]}
-    search = report.test_runs - 1  # after the red gate run, to the confirmed rebuilt head
-    assert search <= k * math.ceil(math.log2(n)) + k, [r.purpose for r in report.runs]
-    assert report.test_runs < n
+    assert report.status == "green" and report.culprits == ["m01", "m12"]
+    assert report.culprit_tests == {"m01": ["python3 check.py"], "m12": ["python3 check.py"]}
+    purposes = [r.purpose for r in report.runs]
+    find = purposes.count("gate") + purposes.count("bisect") + purposes.count("base")
+    assert purposes[0] == "gate" and "base" not in purposes
+    assert find <= k * math.ceil(math.log2(n)) + 1, purposes
+    assert [r.tests.ok for r in report.runs if r.purpose == "rebuilt"] == [False, True], purposes
+    assert report.test_runs == find + k < n
     assert report.runs[-1].tasks == [t for t in names if t not in bad]
     assert report.runs[-1].commit == report.tested_commit and report.runs[-1].tests.ok
+    assert "search   " + str(report.runs_for("bisect")) + " bisect run(s) for 2 culprit(s) among 16" \
+        in render.gate_report(report)
 
 
 def test_green_gate_lands_exactly_the_tested_commit_and_prints_json(target, sandbox):
