@@ -98,6 +98,8 @@ class StrategyFile(_Config):
     """Path globs the strategy may change."""
     timeout_s: float | None = None
     retries: int | None = Field(default=None, ge=0)
+    stall_s: float | None = Field(default=None, gt=0)
+    max_steps: int | None = Field(default=None, ge=1)
     env: dict[str, str] = {}
 
 
@@ -118,6 +120,12 @@ class RunConfig(_Config):
     """Extra attempts after a failed one."""
     backoff_s: float = Field(default=0.5, ge=0)
     """Wait before retry k is backoff_s * 2**(k-1)."""
+    stall_s: float | None = Field(default=None, gt=0)
+    """An attempt that prints nothing for this long is stopped and ends `stalled`
+    (retried like a timeout). Unset: only the timeout applies."""
+    max_steps: int | None = Field(default=None, ge=1)
+    """Most steps an attempt may announce by printing `::harness-step:: <what>` lines;
+    the next one stops it (failed, "step budget spent"). Unset: no limit."""
     test_cmd: str | None = None
     """Test command the gate runs on the merged result."""
     env: dict[str, str] = {}
@@ -139,6 +147,8 @@ class TaskConfig(_Config):
     context: ContextConfig = ContextConfig()
     timeout_s: float | None = Field(default=None, gt=0)
     retries: int | None = Field(default=None, ge=0, le=20)
+    stall_s: float | None = Field(default=None, gt=0)
+    max_steps: int | None = Field(default=None, ge=1)
     sandbox: SandboxConfig | None = None
     agent: AgentConfig | None = None
     env: dict[str, str] = {}

@@ -191,7 +191,8 @@ class Orchestrator:
             run_id=run_id, task_id=task.id, attempt=number, prompt=task.prompt,
             strategy=task.strategy, context_files=[f.name for f in task.context_files],
             notes=task.notes, write_scope=task.write_scope, depends_on=task.depends_on,
-            budget=Budget(timeout_s=task.timeout_s, retries=task.retries, backoff_s=task.backoff_s),
+            budget=Budget(timeout_s=task.timeout_s, retries=task.retries, backoff_s=task.backoff_s,
+                          steps=task.max_steps, stall_s=task.stall_s),
             agent=task.agent, sandbox=task.sandbox, base_commit=base_commit, conflict=conflict,
             env=task.env,
         )
@@ -223,6 +224,10 @@ class Orchestrator:
         reason = res.reason
         if status == TaskStatus.scope_violation:
             reason = "changed outside write scope: " + ", ".join(violations[:5])
+        elif res.reason == "stalled":
+            reason = f"no output for {task.stall_s:g}s"
+        elif res.reason == "steps":
+            reason = f"step budget of {task.max_steps} spent"
         elif status == TaskStatus.failed:
             reason = f"exit code {res.exit_code}"
         elif status == TaskStatus.succeeded and not commit:
@@ -232,17 +237,22 @@ class Orchestrator:
             started_at=started, ended_at=utcnow(), duration_s=res.duration_s,
             base_commit=base_commit, commit=commit, ref=ref, log_path=str(log_path),
             output_tail=res.output_tail[-2000:], scope_violations=violations,
+            steps=res.steps, tool_trace=res.trace,
             sandbox=sandbox.name, image_id=res.image_id, diff=diff if commit else None,
         )
         self.store.event("attempt_finished", task=task.id, attempt=number, status=status.value,
                          exit_code=res.exit_code, reason=reason, duration_s=res.duration_s,
-                         commit=commit)
+                         steps=res.steps, commit=commit)
         return attempt
 
 
 def _status_of(res: SandboxResult) -> TaskStatus:
     if res.timed_out:
         return TaskStatus.timed_out
+    if res.reason == "stalled":
+        return TaskStatus.stalled
+    if res.reason == "steps":
+        return TaskStatus.failed
     if res.reason in ("oom", "start_failed") or res.exit_code is None:
         return TaskStatus.crashed
     if res.exit_code != 0:

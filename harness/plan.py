@@ -30,6 +30,8 @@ class ResolvedTask:
     env: dict[str, str]
     strategy: str | None = None
     order: int = 0
+    stall_s: float | None = None
+    max_steps: int | None = None
 
 
 @dataclass
@@ -112,6 +114,8 @@ def resolve(plan: Plan, path: Path | None, *, sandbox: str | None = None,
             retries=t.retries if t.retries is not None else (
                 strat.retries if strat and strat.retries is not None else run.retries),
             backoff_s=run.backoff_s,
+            stall_s=_first(t.stall_s, strat.stall_s if strat else None, run.stall_s),
+            max_steps=_first(t.max_steps, strat.max_steps if strat else None, run.max_steps),
             write_scope=t.write_scope if t.write_scope is not None else (strat.write_scope if strat else []),
             depends_on=list(t.depends_on),
             context_files=files,
@@ -122,6 +126,11 @@ def resolve(plan: Plan, path: Path | None, *, sandbox: str | None = None,
         )
     _check_graph(out, where)
     return out
+
+
+def _first(*values):
+    """The first value that is set: the task's, then its strategy's, then the run's."""
+    return next((v for v in values if v is not None), None)
 
 
 def _sandbox_override(current, name: str):

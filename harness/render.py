@@ -83,6 +83,10 @@ def task_detail(record: RunRecord, r: AgentResult) -> str:
         lines.append(f"  attempt {a.number}: {a.status.value} exit={a.exit_code} {a.duration_s:.1f}s"
                      + (f" ({a.reason})" if a.reason else "") + (f" ref {a.ref}" if a.ref else ""))
         lines.append(f"    log {a.log_path}")
+        if a.steps:
+            shown = a.tool_trace[-8:]
+            lines.append(f"    {a.steps} step(s)" + (f", the last {len(shown)}:" if a.steps > len(shown) else ":"))
+            lines += [f"    - {t}" for t in shown]
         tail = a.output_tail.strip().splitlines()[-5:]
         lines += [f"    | {t}" for t in tail]
     return "\n".join(lines)

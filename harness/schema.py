@@ -57,6 +57,10 @@ class SandboxRequest(Model):
     log_path: Path
     """stdout and stderr, merged, appended here as they come."""
     labels: dict[str, str] = {}
+    stall_s: float | None = None
+    """Stop the command when it prints nothing for this long (reason "stalled")."""
+    max_steps: int | None = None
+    """Stop the command when it announces more steps than this (reason "steps")."""
 
 
 class SandboxResult(Model):
@@ -67,9 +71,14 @@ class SandboxResult(Model):
     duration_s: float
     timed_out: bool = False
     reason: str | None = None
-    """Why it ended abnormally: "timeout", "oom", "start_failed", "signal N"."""
+    """Why it ended abnormally: "timeout", "stalled", "steps", "oom", "start_failed",
+    "signal N"."""
     output_tail: str = ""
     image_id: str | None = None
+    steps: int = 0
+    """Lines the command printed starting with ::harness-step:: (its steps)."""
+    trace: list[str] = []
+    """What those lines said, in order (the first 1000)."""
 
 
 # --- tasks and agents ----------------------------------------------------------------
@@ -80,6 +89,9 @@ class Budget(Model):
     retries: int = 0
     backoff_s: float = 0.5
     steps: int | None = None
+    """Most steps an attempt may announce (::harness-step:: lines); None: no limit."""
+    stall_s: float | None = None
+    """An attempt that prints nothing for this long is stopped as stalled."""
 
 
 class HunkRange(Model):
@@ -178,7 +190,9 @@ class Attempt(Model):
     log_path: str
     output_tail: str = ""
     scope_violations: list[str] = []
+    steps: int = 0
     tool_trace: list[str] = []
+    """The steps the agent announced (::harness-step:: lines), in order."""
     diff: DiffStat | None = None
     sandbox: str = "local"
     image_id: str | None = None

@@ -52,7 +52,7 @@ def make_sandbox(kind: str, **docker_options):
 
 
 def make_request(tmp_path: Path, command: list[str], *, timeout_s: float = 30, env: dict | None = None,
-                 labels: dict | None = None, workspace: Path | None = None) -> SandboxRequest:
+                 labels: dict | None = None, workspace: Path | None = None, **limits) -> SandboxRequest:
     """A request with a fresh workspace and harness dir (holding task.json) under tmp_path."""
     if workspace is None:
         workspace = tmp_path / "workspace"
@@ -62,4 +62,4 @@ def make_request(tmp_path: Path, command: list[str], *, timeout_s: float = 30, e
     (harness_dir / "task.json").write_text(json.dumps({"id": "t1", "prompt": "test"}))
     return SandboxRequest(workspace=workspace, harness_dir=harness_dir, command=command,
                           env=env or {}, timeout_s=timeout_s, log_path=tmp_path / "logs" / "attempt.log",
-                          labels=labels or {})
+                          labels=labels or {}, **limits)

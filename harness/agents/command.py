@@ -1,7 +1,9 @@
 """The command agent: any command (a script or a CLI coding agent) in the sandbox.
 
 The task spec is at $HARNESS_TASK_FILE (JSON); the essentials are also in the
-environment so a one-line shell command can use them.
+environment so a one-line shell command can use them. A line the command prints
+starting with $HARNESS_STEP_MARK announces a step (the attempt's tool trace,
+counted against the plan's max_steps).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from pathlib import Path
 from ..config import CommandAgentConfig
 from ..errors import UsageError
 from ..protocols import Sandbox
+from ..sandbox.output import STEP_MARK
 from ..schema import SandboxRequest, SandboxResult, TaskSpec
 
 
@@ -31,6 +34,7 @@ class CommandAgent:
             "HARNESS_TASK": spec.task_id,
             "HARNESS_ATTEMPT": str(spec.attempt),
             "HARNESS_PROMPT": spec.prompt,
+            "HARNESS_STEP_MARK": STEP_MARK.decode(),
         }
         if spec.strategy:
             env["HARNESS_STRATEGY"] = spec.strategy
@@ -39,5 +43,6 @@ class CommandAgent:
             env=env, timeout_s=spec.budget.timeout_s, log_path=log_path,
             labels={"harness.run": spec.run_id, "harness.task": spec.task_id,
                     "harness.attempt": str(spec.attempt)},
+            stall_s=spec.budget.stall_s, max_steps=spec.budget.steps,
         )
         return sandbox.run(req)

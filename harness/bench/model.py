@@ -140,6 +140,8 @@ class AttemptRecord(_Record):
     reason: str | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    steps: int = 0
+    """Steps the agent announced (::harness-step:: lines)."""
 
     @classmethod
     def from_attempt(cls, attempt: Any) -> AttemptRecord:
@@ -147,7 +149,7 @@ class AttemptRecord(_Record):
         return cls(number=attempt.number, status=_status(attempt.status),
                    exit_code=attempt.exit_code, duration_s=attempt.duration_s,
                    reason=attempt.reason, started_at=attempt.started_at,
-                   ended_at=attempt.ended_at)
+                   ended_at=attempt.ended_at, steps=attempt.steps)
 
 
 class CandidateReport(_Record):

@@ -71,7 +71,8 @@ def bench_plan(loaded: LoadedSpec, run_id: str) -> Plan:
     return Plan.model_validate({
         "run": {"id": run_id, "base": spec.base, "max_parallel": spec.max_parallel,
                 "sandbox": spec.sandbox.model_dump(), "timeout_s": spec.timeout_s,
-                "retries": spec.retries, "test_cmd": spec.test_cmd, "backoff_s": 0.5},
+                "retries": spec.retries, "test_cmd": spec.test_cmd, "backoff_s": 0.5,
+                "stall_s": spec.stall_s},
         "task": tasks,
     })
 
@@ -271,7 +272,8 @@ def _agent_timeline(record: RunRecord, timeline: list[TimelineEntry], t0) -> Non
     for r in record.tasks.values():
         for a in r.attempts:
             timeline.append(TimelineEntry(
-                lane=r.task_id, label=f"attempt {a.number}", kind="retry" if a.number > 1 else "attempt",
+                lane=r.task_id, label=f"attempt {a.number}" + (f", {a.steps} steps" if a.steps else ""),
+                kind="retry" if a.number > 1 else "attempt",
                 status=a.status.value, start=(a.started_at - t0).total_seconds(),
                 end=(a.ended_at - t0).total_seconds()))
 

@@ -39,6 +39,8 @@ class BenchSpec(BaseModel):
     timeout_s: float = Field(default=600, gt=0)
     """Per agent attempt."""
     retries: int = Field(default=0, ge=0)
+    stall_s: float | None = Field(default=None, gt=0)
+    """An agent attempt silent for this long is stopped as stalled (retried when `retries` allows)."""
     bench_timeout_s: float = Field(default=300, gt=0)
     test_timeout_s: float = Field(default=600, gt=0)
     min_effect: float = Field(default=0.01, ge=0)

@@ -15,14 +15,13 @@ import re
 import threading
 import time
 import uuid
-from collections import deque
 from typing import Any
 
 from ..config import DockerSandboxConfig
 from ..errors import SandboxError, SandboxUnavailable
 from ..schema import SandboxRequest, SandboxResult
+from .output import TAIL_BYTES, OutputWatch
 
-TAIL_BYTES = 4096
 WORKSPACE = "/workspace"
 HARNESS_DIR = "/harness"
 SANDBOX_LABEL = "harness.sandbox"
@@ -178,9 +177,7 @@ class DockerSandbox:
     def _run_container(self, client: Any, container: Any, req: SandboxRequest, image: str,
                        start: float) -> SandboxResult:
         import docker
-        import requests
 
-        tail = _Tail()
         try:
             container.start()
         except docker.errors.APIError as exc:
@@ -190,90 +187,82 @@ class DockerSandbox:
                 log.write(f"harness: cannot start {req.command[0]!r}: {message}\n".encode())
             return SandboxResult(exit_code=None, duration_s=time.monotonic() - start,
                                  reason="start_failed", output_tail=message, image_id=image)
-        pump = threading.Thread(target=_pump_logs, args=(container, req.log_path, tail), daemon=True)
-        pump.start()
-        timed_out = False
-        deadline = start + req.timeout_s
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                timed_out = True
-                break
-            try:
-                container.wait(timeout=left)
-                break
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-                continue  # the read timed out; the loop re-checks the deadline
-            except docker.errors.APIError as exc:
-                raise SandboxError(f"lost container {container.name}: {_api_message(exc)}") from None
-        if timed_out:
-            try:
-                container.kill()
-                container.wait(timeout=30)
-            except docker.errors.APIError:
-                pass  # it exited on its own at the last moment
-            except requests.exceptions.RequestException as exc:
-                raise SandboxError(f"cannot kill container {container.name}: {_first_line(exc)}") from None
-        pump.join(timeout=10)
+        with open(req.log_path, "ab") as log:
+            watch = OutputWatch(log, stall_s=req.stall_s, max_steps=req.max_steps,
+                                on_stop=lambda: _kill(container))
+            pump = threading.Thread(target=_pump_logs, args=(container, watch), daemon=True)
+            pump.start()
+            why = _wait(container, watch, start + req.timeout_s)
+            if why and watch.stop(why):
+                _kill(container)
+            pump.join(timeout=10)
+            stopped = watch.stopped
         duration = time.monotonic() - start
         state = _state(container)
-        text = tail.text()
-        if not tail.complete:
+        text = watch.tail()
+        if not watch.complete:
             # The stream broke or lagged (a loaded daemon): the stopped container still
             # holds its whole output, so the result is never missing its last lines.
             try:
                 text = container.logs(stdout=True, stderr=True)[-TAIL_BYTES:].decode("utf-8", "replace")
             except Exception:
                 pass
-        if timed_out:
-            return SandboxResult(exit_code=None, duration_s=duration, timed_out=True,
-                                 reason="timeout", output_tail=text, image_id=image)
+        common = dict(duration_s=duration, output_tail=text, image_id=image, steps=watch.steps,
+                      trace=list(watch.trace))
+        if stopped:
+            return SandboxResult(exit_code=None, timed_out=stopped == "timeout", reason=stopped, **common)
         if state.get("OOMKilled"):
-            return SandboxResult(exit_code=None, duration_s=duration, reason="oom",
-                                 output_tail=text, image_id=image)
+            return SandboxResult(exit_code=None, reason="oom", **common)
         if state.get("Error"):
-            return SandboxResult(exit_code=None, duration_s=duration, reason="start_failed",
-                                 output_tail=text or state["Error"], image_id=image)
-        return SandboxResult(exit_code=int(state.get("ExitCode", -1)), duration_s=duration,
-                             output_tail=text, image_id=image)
+            return SandboxResult(exit_code=None, reason="start_failed",
+                                 **{**common, "output_tail": text or state["Error"]})
+        return SandboxResult(exit_code=int(state.get("ExitCode", -1)), **common)
 
 
-class _Tail:
-    """The last TAIL_BYTES of the output, kept while it streams."""
+def _wait(container: Any, watch: OutputWatch, deadline: float) -> str | None:
+    """Wait for the container to exit (or be killed by the watch); return why it
+    must be stopped instead ("timeout", "stalled"), or None."""
+    import docker
+    import requests
 
-    def __init__(self) -> None:
-        self.complete = False
-        """Set when the stream ended normally, so the tail holds the last output."""
-        self._chunks: deque[bytes] = deque()
-        self._size = 0
-        self._lock = threading.Lock()
-
-    def add(self, chunk: bytes) -> None:
-        with self._lock:
-            self._chunks.append(chunk)
-            self._size += len(chunk)
-            while self._size - len(self._chunks[0]) >= TAIL_BYTES:
-                self._size -= len(self._chunks.popleft())
-
-    def text(self) -> str:
-        with self._lock:
-            return b"".join(self._chunks)[-TAIL_BYTES:].decode("utf-8", "replace")
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "timeout"
+        try:
+            container.wait(timeout=min(left, watch.poll_s(left)))
+            return None
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            pass  # the read timed out; look at the clock and the output again
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"lost container {container.name}: {_api_message(exc)}") from None
+        if watch.stalled():
+            return "stalled"
 
 
-def _pump_logs(container: Any, log_path: Any, tail: _Tail) -> None:
-    """Append the container's merged stdout+stderr to log_path as it comes."""
+def _kill(container: Any) -> None:
+    import docker
+    import requests
+
     try:
-        with open(log_path, "ab") as log:
-            for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
-                log.write(chunk)
-                log.flush()
-                tail.add(chunk)
-        tail.complete = True
+        container.kill()
+        container.wait(timeout=30)
+    except docker.errors.APIError:
+        pass  # it exited on its own at the last moment
+    except requests.exceptions.RequestException as exc:
+        raise SandboxError(f"cannot kill container {container.name}: {_first_line(exc)}") from None
+
+
+def _pump_logs(container: Any, watch: OutputWatch) -> None:
+    """Feed the container's merged stdout+stderr to the watch as it comes."""
+    try:
+        for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+            watch.feed(chunk)
+        watch.finish()
     except Exception as exc:  # a broken log stream must not hang or crash the attempt
         try:
-            with open(log_path, "ab") as log:
-                log.write(f"\nharness: log stream broke: {_first_line(exc)}\n".encode())
-        except OSError:
+            watch.feed(f"\nharness: log stream broke: {_first_line(exc)}\n".encode())
+        except (OSError, ValueError):
             pass
 
 

@@ -11,12 +11,10 @@ import signal
 import subprocess
 import threading
 import time
-from collections import deque
 
 from ..config import LocalSandboxConfig
 from ..schema import SandboxRequest, SandboxResult
-
-TAIL_BYTES = 4096
+from .output import OutputWatch
 
 
 class LocalSandbox:
@@ -41,8 +39,6 @@ class LocalSandbox:
             HARNESS_TASK_FILE=str(req.harness_dir / "task.json"),
         )
         req.log_path.parent.mkdir(parents=True, exist_ok=True)
-        tail: deque[bytes] = deque()
-        tail_size = 0
         start = time.monotonic()
         with open(req.log_path, "ab") as log:
             try:
@@ -54,38 +50,41 @@ class LocalSandbox:
                 log.write(f"harness: cannot start {req.command[0]!r}: {exc}\n".encode())
                 return SandboxResult(exit_code=None, duration_s=time.monotonic() - start,
                                      reason="start_failed", output_tail=str(exc))
-            fired = threading.Event()
+            watch = OutputWatch(log, stall_s=req.stall_s, max_steps=req.max_steps,
+                                on_stop=lambda: _kill_group(proc.pid))
+            done = threading.Event()
 
-            def expire() -> None:
-                fired.set()
-                _kill_group(proc.pid)
+            def watchdog() -> None:
+                deadline = start + req.timeout_s
+                poll = watch.poll_s(req.timeout_s)
+                while not done.wait(max(0.0, min(poll, deadline - time.monotonic()))):
+                    why = "timeout" if time.monotonic() >= deadline else "stalled" if watch.stalled() else None
+                    if why and watch.stop(why):
+                        _kill_group(proc.pid)
+                    if watch.stopped:
+                        return
 
-            timer = threading.Timer(req.timeout_s, expire)
-            timer.daemon = True
-            timer.start()
+            dog = threading.Thread(target=watchdog, daemon=True)
+            dog.start()
             try:
                 assert proc.stdout is not None
-                # A killed group closes the pipe, so this loop ends at the timeout too,
-                # even when a grandchild kept stdout open.
+                # A killed group closes the pipe, so this loop ends when the command is
+                # stopped too, even when a grandchild kept stdout open.
                 for chunk in iter(lambda: proc.stdout.read1(65536), b""):
-                    log.write(chunk)
-                    log.flush()
-                    tail.append(chunk)
-                    tail_size += len(chunk)
-                    while tail_size - len(tail[0]) >= TAIL_BYTES:
-                        tail_size -= len(tail.popleft())
+                    watch.feed(chunk)
+                watch.finish()
                 code = proc.wait()
             finally:
-                timer.cancel()
+                done.set()
+                dog.join()
                 _kill_group(proc.pid)  # nothing the agent started outlives the attempt
         duration = time.monotonic() - start
-        text = b"".join(tail)[-TAIL_BYTES:].decode("utf-8", "replace")
-        if fired.is_set():
-            return SandboxResult(exit_code=None, duration_s=duration, timed_out=True,
-                                 reason="timeout", output_tail=text)
+        common = dict(duration_s=duration, output_tail=watch.tail(), steps=watch.steps, trace=watch.trace)
+        if watch.stopped:
+            return SandboxResult(exit_code=None, timed_out=watch.stopped == "timeout", reason=watch.stopped,
+                                 **common)
         reason = f"signal {-code}" if code < 0 else None
-        return SandboxResult(exit_code=code if code >= 0 else None, duration_s=duration,
-                             reason=reason, output_tail=text)
+        return SandboxResult(exit_code=code if code >= 0 else None, reason=reason, **common)
 
 
 def _kill_group(pid: int) -> None:

@@ -145,6 +145,40 @@ def test_quick_command_is_not_held_to_the_timeout(sandbox, tmp_path):
     assert time.monotonic() - started < 10
 
 
+def test_silence_past_stall_s_stops_the_whole_tree_as_stalled(sandbox, tmp_path):
+    """Output keeps an attempt alive; silence longer than stall_s stops it (long
+    before its timeout), and nothing it started survives."""
+    tag = random.randint(10**6, 10**7)
+    script = (f"for i in 1 2 3 4 5 6; do echo tick $i; sleep 0.4; done; "
+              f"sleep {tag} & echo quiet; wait; echo never")
+    req = make_request(tmp_path, sh(script), timeout_s=300, stall_s=2.0)
+    result = sandbox.run(req)
+    assert result.reason == "stalled" and not result.timed_out and result.exit_code is None
+    text = req.log_path.read_text()
+    assert "tick 6" in text and "quiet" in text and "never" not in text  # 2.4s of ticks passed
+    time.sleep(0.2)
+    left = subprocess.run(["pgrep", "-f", f"sleep {tag}"], capture_output=True, text=True).stdout
+    assert left.strip() == "", f"processes outlived the attempt: {left}"
+
+
+def test_step_lines_are_the_trace(sandbox, tmp_path):
+    script = ("echo '::harness-step:: read engine.py'; echo noise; "
+              "printf '::harness-step::edit  engine.py\\n::harness-step::run tests'; exit 3")
+    result = sandbox.run(make_request(tmp_path, sh(script), max_steps=3))
+    assert result.exit_code == 3 and result.reason is None
+    assert result.steps == 3
+    assert result.trace == ["read engine.py", "edit  engine.py", "run tests"]  # last line had no newline
+
+
+def test_a_step_past_max_steps_stops_the_command(sandbox, tmp_path):
+    script = ("for i in 1 2 3; do echo \"::harness-step:: step $i\"; done; sleep 60; touch after")
+    req = make_request(tmp_path, sh(script), timeout_s=120, max_steps=2)
+    result = sandbox.run(req)
+    assert result.reason == "steps" and result.exit_code is None and not result.timed_out
+    assert result.steps == 3 and result.trace[-1] == "step 3"
+    assert not (req.workspace / "after").exists()
+
+
 def test_network_is_isolated(sandbox, tmp_path):
     if not sandbox.isolates:
         pytest.skip("local: no network isolation (see module docstring)")

@@ -8,6 +8,7 @@ import pygit2
 import pytest
 
 from gitutil import git, harness, make_repo, snapshot, write_plan
+from harness import render
 from harness.runs import run_plan
 from harness.schema import RunRecord, TaskStatus
 
@@ -216,6 +217,54 @@ def test_scope_violation_is_caught_and_kept_off_the_branch(tmp_path):
     assert git(repo, "show", "refs/harness/scope/outside/1:docs/x.md") == "y"
     with pytest.raises(Exception):
         git(repo, "rev-parse", "--verify", "harness/scope/outside")
+
+
+def test_stalled_attempt_is_stopped_and_retried_and_steps_are_the_trace(tmp_path):
+    """stall_s from the run, max_steps from a strategy (a task may override it): a
+    silent first attempt ends stalled and is retried; announced steps become the
+    attempt's tool trace; one step past the budget stops the attempt."""
+    repo = make_repo(tmp_path / "repo")
+    (tmp_path / "strategies").mkdir()
+    (tmp_path / "strategies" / "brief.toml").write_text(
+        'name = "brief"\nprompt = "be brief"\ncommand = "for s in plan edit test; do echo \\"$HARNESS_STEP_MARK $s\\"; done; '
+        'echo x > brief.txt"\nmax_steps = 2\n')
+    plan = _plan(tmp_path, """
+        [run]
+        sandbox = "local"
+        stall_s = 1.5
+        backoff_s = 0
+
+        [[task]]
+        id = "quiet"
+        retries = 1
+        command = 'echo "$HARNESS_STEP_MARK look around"; test "$HARNESS_ATTEMPT" -ge 2 || sleep 120; echo "$HARNESS_STEP_MARK write"; echo ok > q.txt'
+
+        [[task]]
+        id = "brief"
+        strategy = "strategies/brief.toml"
+
+        [[task]]
+        id = "roomy"
+        strategy = "strategies/brief.toml"
+        max_steps = 5
+    """)
+    record = run_plan(plan, repo, run_id="st")
+
+    quiet = record.tasks["quiet"]
+    assert quiet.status == TaskStatus.succeeded
+    first, second = quiet.attempts
+    assert first.status == TaskStatus.stalled and first.reason == "no output for 1.5s"
+    assert first.steps == 1 and first.tool_trace == ["look around"]
+    assert second.tool_trace == ["look around", "write"]
+    assert git(repo, "show", "harness/st/quiet:q.txt") == "ok"
+
+    brief = record.tasks["brief"]
+    assert brief.status == TaskStatus.failed and brief.exit_reason == "step budget of 2 spent"
+    assert brief.attempts[0].tool_trace == ["plan", "edit", "test"]
+    assert record.tasks["roomy"].status == TaskStatus.succeeded
+    spec = json.loads((repo / ".git/harness/runs/st/tasks/roomy/1/harness/task.json").read_text())
+    assert spec["budget"]["steps"] == 5 and spec["budget"]["stall_s"] == 1.5
+    assert "2 step(s):" in render.task_detail(record, quiet) and "- write" in render.task_detail(record, quiet)
 
 
 def test_strategy_file_settings_are_inherited(tmp_path):

@@ -15,7 +15,8 @@ def main() -> int:
     for round_no in itertools.count(1):
         # each round would benchmark one candidate bucket width; none is ever accepted
         candidate = 2 ** (round_no % 8)
-        print(f"round {round_no}: trying bucket width {candidate} ticks (best so far: {best})", flush=True)
+        print(f"::harness-step:: round {round_no}: try bucket width {candidate} ticks (best so far: {best})",
+              flush=True)
         time.sleep(1.0)
     return 0
 
