@@ -113,18 +113,22 @@ def clean(run_id: str, repo: Path, force: bool) -> None:
 @click.argument("run_id")
 @repo_option
 @click.option("--onto", help="Ref or commit to fold onto (default: the run's base commit).")
-@click.option("--order", type=click.Choice(["finish", "plan"]), default="finish", show_default=True,
-              help="Fold by the agents' finish time, or in plan order.")
+@click.option("--order", type=click.Choice(["finish", "plan", "given"]), default="finish", show_default=True,
+              help="Fold by the agents' finish time, in plan order, or in the order of --task.")
+@click.option("--task", "tasks", multiple=True, metavar="TASK",
+              help="Fold only this task's branch (repeatable).")
 @click.option("--on-conflict", "policy", type=click.Choice(["skip", "retry", "fail"]), default="skip",
               show_default=True, help="Leave a conflicting branch out, re-run its task on the "
               "integration head, or stop without moving the integration branch.")
 @json_option
 @guarded
-def integrate(run_id: str, repo: Path, onto: str | None, order: str, policy: str, as_json: bool) -> None:
+def integrate(run_id: str, repo: Path, onto: str | None, order: str, tasks: tuple[str, ...], policy: str,
+              as_json: bool) -> None:
     """Fold RUN's succeeded branches into harness/RUN/integration, in memory."""
     from .integrator import integrate_run
 
-    report = integrate_run(repo, run_id, onto=onto, order=order, policy=policy, progress=_stderr)
+    report = integrate_run(repo, run_id, onto=onto, order=order, policy=policy, tasks=list(tasks) or None,
+                           progress=_stderr)
     click.echo(report.model_dump_json(indent=2) if as_json else render.merge_report(report))
     sys.exit(1 if report.status == "failed" else 0)
 

@@ -21,7 +21,7 @@ from .workspace import Workspace, branch_ref, resolve_commit
 __all__ = ["FoldResult", "Resolver", "fold", "integrate_run", "integration_ref", "merge_message",
            "rebuild_tree", "succeeded_heads"]
 
-Order = Literal["finish", "plan"]
+Order = Literal["finish", "plan", "given"]
 
 def _quiet(_: str) -> None:
     pass
@@ -49,7 +49,10 @@ def succeeded_heads(ws: Workspace, record: RunRecord, order: Order,
     if not done:
         raise UsageError(f"run {record.run_id!r} has no succeeded branches to integrate")
     rank = {t: i for i, t in enumerate(record.task_order)}
-    if order == "plan":
+    if order == "given":
+        given = {t: i for i, t in enumerate(tasks or ())}
+        done.sort(key=lambda r: given[r.task_id])
+    elif order == "plan":
         done.sort(key=lambda r: rank.get(r.task_id, len(rank)))
     else:
         done.sort(key=lambda r: (r.ended_at is None, r.ended_at.timestamp() if r.ended_at else 0,
@@ -119,8 +122,8 @@ class _Retrier:
 def integrate_run(repo: Path | str, run_id: str, *, onto: str | None = None, order: Order = "finish",
                   policy: Policy = "skip", tasks: Collection[str] | None = None,
                   progress: Progress = _quiet) -> MergeReport:
-    """Fold the run's succeeded branches (only `tasks`, when given) and move
-    `harness/<run>/integration`.
+    """Fold the run's succeeded branches (only `tasks`, when given; in their order
+    with `order="given"`) and move `harness/<run>/integration`.
 
     Checks everything first and raises UsageError/RepoError (exit 2) with no ref
     moved: unknown run, unknown `onto`, no succeeded branches, a branch deleted or
@@ -128,8 +131,10 @@ def integrate_run(repo: Path | str, run_id: str, *, onto: str | None = None, ord
     (the report, status "failed", is still recorded). Returns the MergeReport, also
     saved in the run record with the unresolved conflicts.
     """
-    if order not in ("finish", "plan"):
-        raise UsageError(f"unknown order {order!r}; known: finish, plan")
+    if order not in ("finish", "plan", "given"):
+        raise UsageError(f"unknown order {order!r}; known: finish, plan, given")
+    if order == "given" and not tasks:
+        raise UsageError("order given: name the tasks to fold, in order")
     if policy not in ("skip", "retry", "fail"):
         raise UsageError(f"unknown conflict policy {policy!r}; known: skip, retry, fail")
     ws, store, record = open_run(repo, run_id)

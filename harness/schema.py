@@ -238,7 +238,7 @@ class MergeReport(Model):
     run_id: str
     onto: str
     base_commit: str
-    order: Literal["finish", "plan"] = "finish"
+    order: Literal["finish", "plan", "given"] = "finish"
     policy: Literal["skip", "retry", "fail"] = "skip"
     branch: str
     head: str

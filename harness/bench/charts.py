@@ -80,14 +80,20 @@ def _text(x: float, y: float, s: str, *, anchor: str = "start", size: int = 12,
 
 
 def _interval(report: BenchReport, c: CandidateReport) -> tuple[float, float] | None:
-    """The candidate's 95% interval expressed in metric units."""
+    """The candidate's 95% interval expressed in metric units, against the baseline
+    it was compared with (the integration's own, re-measured beside it)."""
     cmp = c.comparison
     if cmp is None:
         return None
-    base = report.baseline.stats.median
+    base = _reference(report, c)
     if report.metric.direction == "higher":
         return base * cmp.ci_low, base * cmp.ci_high
     return base / cmp.ci_high, base / cmp.ci_low
+
+
+def _reference(report: BenchReport, c: CandidateReport) -> float:
+    """The baseline median a candidate is compared with."""
+    return c.reference.stats.median if c.reference is not None else report.baseline.stats.median
 
 
 def _bar_color(c: CandidateReport, integration: bool) -> tuple[str, float]:
@@ -100,7 +106,8 @@ def _bar_color(c: CandidateReport, integration: bool) -> tuple[str, float]:
 
 
 def throughput_chart(report: BenchReport, *, width: int = 1100) -> str:
-    """Horizontal bars from the baseline median to each candidate's median.
+    """Horizontal bars from the baseline median to each candidate's median (for the
+    integration, from the baseline re-measured beside it, drawn as a short dashed mark).
 
     One ``<rect class="bar">`` per measured candidate and for the integration, an error
     bar for the 95% interval, a dashed baseline reference line; non-significant results
@@ -113,7 +120,7 @@ def throughput_chart(report: BenchReport, *, width: int = 1100) -> str:
     values = [base]
     for c, _ in rows:
         if c.measurement is not None:
-            values.append(c.measurement.stats.median)
+            values += [c.measurement.stats.median, _reference(report, c)]
             iv = _interval(report, c)
             if iv:
                 values.extend(iv)
@@ -157,10 +164,15 @@ def throughput_chart(report: BenchReport, *, width: int = 1100) -> str:
             y += row_h
             continue
         med = m.stats.median
+        ref = _reference(report, c)
         color, opacity = _bar_color(c, is_int)
-        x0, x1 = sorted((x(base), x(med)))
+        x0, x1 = sorted((x(ref), x(med)))
+        if c.reference is not None:  # its own baseline, measured beside it
+            out.append(f'<line class="ref" x1="{x(ref):.1f}" y1="{cy - 11:.1f}" x2="{x(ref):.1f}" '
+                       f'y2="{cy + 11:.1f}" stroke="#111827" stroke-width="1.5" stroke-dasharray="3 2"/>')
         cmp = c.comparison
-        tip = f"{c.name}: median {fmt_value(med)} {unit}"
+        tip = f"{c.name}: median {fmt_value(med)} {unit}" + (
+            f" against its baseline re-measured beside it, {fmt_value(ref)}" if c.reference is not None else "")
         if cmp is not None:
             tip += (f", x{cmp.speedup:.3f} [{cmp.ci_low:.3f}, {cmp.ci_high:.3f}] "
                     f"p={cmp.p_value:.3g}, {cmp.verdict}")

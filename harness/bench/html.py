@@ -13,7 +13,7 @@ from html import escape
 from pathlib import Path
 
 from .charts import fmt_value, throughput_chart, timeline_chart
-from .model import BenchReport, CandidateReport, Measurement, save_report
+from .model import BenchReport, CandidateReport, Measurement, integrate_policy, save_report
 from .stats import Comparison, compare
 
 _CSS = """
@@ -223,7 +223,8 @@ def _summary(report: BenchReport) -> str:
               ("failed tests", s.failed_tests), ("not improved", s.not_improved),
               ("failed", s.failed), ("timed out", s.timed_out), ("retried", s.retried)]
     chips = "".join(f'<span class="chip">{_e(k)} <b>{v}</b></span>' for k, v in counts)
-    return f'<div class="cards">{html}</div><div class="chips">{chips}</div>'
+    policy = f'<div class="sub">The integration folds {_e(integrate_policy(report))}, fastest first.</div>'
+    return f'<div class="cards">{html}</div><div class="chips">{chips}</div>{policy}'
 
 
 def _page(title: str, body: str) -> str:

@@ -229,6 +229,18 @@ def _status(value: Any) -> str:
     return str(getattr(value, "value", value))
 
 
+INTEGRATE_POLICIES = {
+    "faster": "strategies measured significantly faster",
+    "not-slower": "every strategy whose tests pass, unless measured significantly slower",
+}
+
+
+def integrate_policy(report: BenchReport) -> str:
+    """What the run folded into its integration, in words (from its spec)."""
+    policy = (report.spec.get("bench") or {}).get("integrate", "faster")
+    return INTEGRATE_POLICIES.get(policy, policy)
+
+
 def build_summary(baseline: Measurement, candidates: Iterable[CandidateReport],
                   integration: CandidateReport | None) -> BenchSummary:
     """Count outcomes over the candidates and take the headline from the integration."""
@@ -312,6 +324,6 @@ def save_report(report: BenchReport, path: str | Path) -> Path:
 __all__ = [
     "AttemptRecord", "BenchRecordError", "BenchReport", "BenchSummary", "CandidateReport",
     "Comparison", "FrameStat", "Machine", "Measurement", "Metric", "MergeOutcome",
-    "ProfileArtifacts", "SampleStats", "Target", "TestSummary", "TimelineEntry",
+    "ProfileArtifacts", "SampleStats", "Target", "TestSummary", "TimelineEntry", "integrate_policy",
     "TimelineKind", "build_summary", "load_report", "save_report", "SCHEMA_VERSION",
 ]

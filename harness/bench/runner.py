@@ -119,7 +119,7 @@ def run_bench(spec_path: Path, *, repo: Path | None = None, run_id: str | None =
         raise UsageError(f"the baseline benchmark failed: {baseline.error}")
     comparisons = {name: _compare(spec, baseline.samples, s.samples)
                    for name, s in sides.items() if s.samples and not s.error}
-    improved = sorted((n for n, c in comparisons.items() if c.significant and c.verdict == "faster"),
+    improved = sorted((n for n, c in comparisons.items() if _to_integrate(spec.integrate, c)),
                       key=lambda n: -comparisons[n].speedup)
 
     merge_outcome: dict[str, tuple[str, str | None]] = {}
@@ -189,6 +189,12 @@ def run_bench(spec_path: Path, *, repo: Path | None = None, run_id: str | None =
 # --- phases ------------------------------------------------------------------------------
 
 
+def _to_integrate(policy: str, cmp) -> bool:
+    if policy == "not-slower":
+        return not (cmp.significant and cmp.verdict == "slower")
+    return cmp.significant and cmp.verdict == "faster"
+
+
 def _compare(spec, base: list[float], cand: list[float]):
     return compare(base, cand, direction=spec.direction, confidence=spec.confidence,
                    seed=spec.seed, min_effect=spec.min_effect)
@@ -216,7 +222,7 @@ def _integrate_and_gate(ws, store, run_id, improved, spec, runner, timeline, clo
     from ..integrator import integrate_run
 
     start = clock()
-    report = integrate_run(ws.workdir, run_id, order="plan", policy="skip", tasks=improved,
+    report = integrate_run(ws.workdir, run_id, order="given", policy="skip", tasks=improved,
                            progress=lambda line: progress("  " + line))
     timeline.append(TimelineEntry(lane="integration", label=f"fold {len(report.folded)}",
                                   kind="integrate", status=report.status, start=start, end=clock()))

@@ -43,6 +43,11 @@ class BenchSpec(BaseModel):
     """An agent attempt silent for this long is stopped as stalled (retried when `retries` allows)."""
     bench_timeout_s: float = Field(default=300, gt=0)
     test_timeout_s: float = Field(default=600, gt=0)
+    integrate: Literal["faster", "not-slower"] = "faster"
+    """Which strategies are folded into the integration (fastest first) and gated:
+    "faster", those measured significantly faster; "not-slower", every one whose
+    tests pass unless it measured significantly slower (for gains each below the
+    machine's noise that may add up; the integration is measured either way)."""
     min_effect: float = Field(default=0.01, ge=0)
     """Smallest relative change counted as a gain (beyond noise)."""
     confidence: float = Field(default=0.95, gt=0.5, lt=1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .model import BenchReport
+from .model import BenchReport, integrate_policy
 
 
 def summary_text(report: BenchReport, html: Path) -> str:
@@ -20,7 +20,8 @@ def summary_text(report: BenchReport, html: Path) -> str:
         lines.append(f"  speedup      x{s.speedup:.2f}  95% interval [{s.ci_low:.2f}, {s.ci_high:.2f}]  "
                      f"{s.verdict}, {sig}")
     else:
-        lines.append("  integrated   none (no strategy improved significantly and passed the gate)")
+        lines.append("  integrated   none (nothing to fold passed the gate)")
+    lines.append(f"  folds        {integrate_policy(report)}, fastest first")
     lines.append(f"  strategies   {s.folded} folded, {s.conflicted} conflicted, {s.rejected_by_gate} rejected "
                  f"by the gate, {s.failed_tests} failed tests, {s.not_improved} not improved, "
                  f"{s.failed} failed, {s.timed_out} timed out, {s.retried} retried")

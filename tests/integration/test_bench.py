@@ -8,23 +8,25 @@ from html.parser import HTMLParser
 from gitutil import harness
 from harness.bench.model import load_report
 from harness.bench.runner import run_bench
+from harness.bench.summary import summary_text
 
 
-def _target(tmp_path):
+def _target(tmp_path, strategies=None, spec_extra="", extra_tests=""):
     t = tmp_path / "target"
     (t / "tests").mkdir(parents=True)
     # a fixed amount of real work; "faster" strategies make the work smaller
     (t / "work.py").write_text("LOOPS = 1500000\n")
     (t / "extra.py").write_text("CUT = 0\n")
+    (t / "pad.py").write_text("PAD = 0\n")
     (t / "bench.py").write_text(
-        "import json, time\nfrom work import LOOPS\nfrom extra import CUT\n"
-        "t = time.perf_counter()\ntotal = 0\nfor i in range(LOOPS - CUT):\n    total += i * i\n"
+        "import json, time\nfrom work import LOOPS\nfrom extra import CUT\nfrom pad import PAD\n"
+        "t = time.perf_counter()\ntotal = 0\nfor i in range(LOOPS - CUT + PAD):\n    total += i * i\n"
         "secs = time.perf_counter() - t\nprint('noise on stdout')\n"
         "print(json.dumps({'metric': 'runs_per_sec', 'value': 1.0 / secs}))\n")
     (t / "tests" / "test_work.py").write_text(
         "from work import LOOPS\nfrom extra import CUT\n\n"
         "def test_positive():\n    assert LOOPS > 0\n\n"
-        "def test_cut():\n    assert CUT >= 0\n")
+        "def test_cut():\n    assert CUT >= 0\n" + extra_tests)
     s = tmp_path / "strategies"
     s.mkdir()
 
@@ -34,11 +36,14 @@ def _target(tmp_path):
         lines += [f"{k} = {v}" for k, v in extra.items()]
         (s / f"{name}.toml").write_text("\n".join(lines) + "\n")
 
-    strategy("smaller-work", "echo 'LOOPS = 500000' > work.py", ["work.py"])
-    strategy("retry-once", 'test "$HARNESS_ATTEMPT" -ge 2 || { echo "first attempt fails" >&2; exit 1; }; '
-             "echo 'CUT = 750000' > extra.py", ["extra.py"], retries=1)
-    strategy("breaks-tests", "echo 'LOOPS = 0' > work.py", ["work.py"])
-    strategy("hangs", "sleep 60", ["work.py"], timeout_s=1.5)
+    for name, (command, scope, extra) in (strategies or {
+        "smaller-work": ("echo 'LOOPS = 500000' > work.py", ["work.py"], {}),
+        "retry-once": ('test "$HARNESS_ATTEMPT" -ge 2 || { echo "first attempt fails" >&2; exit 1; }; '
+                       "echo 'CUT = 750000' > extra.py", ["extra.py"], {"retries": 1}),
+        "breaks-tests": ("echo 'LOOPS = 0' > work.py", ["work.py"], {}),
+        "hangs": ("sleep 60", ["work.py"], {"timeout_s": 1.5}),
+    }).items():
+        strategy(name, command, scope, **extra)
     spec = tmp_path / "bench.toml"
     spec.write_text(f"""
 [bench]
@@ -53,6 +58,7 @@ repeats = 7
 warmups = 1
 sandbox = "local"
 max_parallel = 4
+{spec_extra}
 """)
     return spec
 
@@ -103,3 +109,34 @@ def test_small_bench_records_retries_exit_reasons_and_merge_outcomes(tmp_path):
     assert proc.returncode == 0 and "baseline median" in proc.stdout
     HTMLParser().feed((tmp_path / "cmp.html").read_text())
     assert harness("bench", "report", "nope", "--repo", report.target.path).returncode == 2
+
+
+def test_not_slower_policy_folds_the_neutral_and_shows_conflict_and_gate_rejection(tmp_path):
+    """integrate = "not-slower": a strategy within noise is folded, a slower one is
+    not; of two faster ones on the same line the slower conflicts; of two that pass
+    alone but not together the gate rejects the one folded later (the slower)."""
+    spec = _target(tmp_path, {
+        "smaller-work": ("echo 'LOOPS = 150000' > work.py", ["work.py"], {}),       # x10
+        "cut-more": ("echo 'CUT = 1000000' > extra.py", ["extra.py"], {}),         # x3; with x10: no work left
+        "smaller-work-too": ("echo 'LOOPS = 750000' > work.py", ["work.py"], {}),  # x2, same line as x10
+        "neutral": ("echo '# tidy' >> pad.py", ["pad.py"], {}),                    # x1
+        "slower": ("echo 'PAD = 3000000' > pad.py", ["pad.py"], {}),               # x1/3
+    }, spec_extra='integrate = "not-slower"\nmin_effect = 0.25',
+        extra_tests="\ndef test_work_left():\n    assert LOOPS - CUT > 0\n")
+    lines: list[str] = []
+    report, html = run_bench(spec, progress=lines.append, run_id="b2", cache_dir=tmp_path / "cache")
+    by = {c.task_id: c for c in report.candidates}
+
+    assert by["slower"].comparison.verdict == "slower" and by["slower"].merge_outcome == "not_improved"
+    assert not by["neutral"].comparison.significant and by["neutral"].merge_outcome == "folded"
+    assert by["smaller-work"].merge_outcome == "folded"
+    assert by["smaller-work-too"].merge_outcome == "conflicted"
+    assert "work.py" in by["smaller-work-too"].merge_detail
+    assert by["cut-more"].merge_outcome == "rejected_by_gate"
+    assert "test_work_left" in by["cut-more"].merge_detail
+    s = report.summary
+    assert (s.folded, s.conflicted, s.rejected_by_gate, s.not_improved) == (2, 1, 1, 1)
+    assert report.integration is not None and s.significant and s.speedup > 2
+    text = summary_text(report, html)
+    assert "every strategy whose tests pass, unless measured significantly slower" in text
+    assert "unless measured significantly slower" in html.read_text()

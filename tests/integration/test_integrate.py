@@ -338,6 +338,12 @@ def test_finish_order_and_plan_order(tmp_path):
     store.save(record.model_copy(update={"tasks": tasks}))
     assert [s.task_id for s in integrate_run(repo, "o").steps] == ["y", "z", "x"]
     assert [s.task_id for s in integrate_run(repo, "o", order="plan").steps] == ["x", "y", "z"]
+    result = CliRunner().invoke(main, ["integrate", "o", "--repo", str(repo), "--order", "given",
+                                       "--task", "z", "--task", "x", "--json"])
+    assert result.exit_code == 0, result.output
+    assert [s["task_id"] for s in json.loads(result.stdout)["steps"]] == ["z", "x"]
+    result = CliRunner().invoke(main, ["integrate", "o", "--repo", str(repo), "--order", "given"])
+    assert result.exit_code == 2 and "name the tasks to fold" in result.output
 
 
 def test_fail_policy_stops_and_moves_no_ref(tmp_path):

@@ -217,3 +217,24 @@ def test_minimal_report_renders(tmp_path: Path) -> None:
     assert p.with_class("bar") == [] and p.with_class("tl-bar") == []
     lower = full.model_copy(update={"metric": Metric(name="p99", unit="ms", direction="lower")})
     assert "lower is better" in render_html(lower, artifacts_dir=tmp_path)
+
+
+def test_integration_is_drawn_against_its_own_reference_baseline(tmp_path: Path) -> None:
+    """The integration is compared with a baseline re-measured beside it: its bar starts
+    there (a dashed mark) and its interval is that reference times the speedup's."""
+    report = make_report(tmp_path)
+    ref_samples = [900.0 + i for i in range(12)]
+    int_samples = [1800.0 + 2 * i for i in range(12)]
+    cmp = compare(ref_samples, int_samples, direction="higher")
+    integ = report.integration.model_copy(update={
+        "measurement": Measurement.from_samples(int_samples), "comparison": cmp,
+        "reference": Measurement.from_samples(ref_samples)})
+    report = report.model_copy(update={"integration": integ})
+    p = parse(render_html(report, artifacts_dir=tmp_path))
+    [mark] = p.with_class("ref")
+    text = "".join(p.text)
+    ref_median = integ.reference.stats.median
+    assert ref_median == 905.5 and "against its baseline re-measured beside it, 905.5" in text
+    assert mark["x1"] == mark["x2"]
+    [bar] = [a for a in p.with_class("bar")][-1:]
+    assert abs(float(bar["x"]) - float(mark["x1"])) < 0.11  # the bar starts at the reference
