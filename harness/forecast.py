@@ -18,7 +18,9 @@ from typing import Mapping
 import pygit2
 
 from .hunks import Hunk, spans_collide
-from .schema import ConflictForecast, ForecastPair, ForecastPath, ForecastTask, HunkRange, TaskStatus
+from .plan import ResolvedPlan
+from .schema import (ConflictForecast, ForecastPair, ForecastPath, ForecastTask, HunkRange, ScopeOverlap,
+                     TaskStatus)
 from .store import open_run
 from .workspace import Workspace, attempt_ref, branch_ref
 
@@ -161,10 +163,23 @@ def forecast_run(repo: Path | str, run_id: str, *, merge: bool = True) -> Confli
     pairs = overlapping_pairs(changes)
     if merge:
         pairs = [confirm(git, p, heads) for p in pairs]
-    return ConflictForecast(run_id=run_id, base_commit=base, tasks=tasks, pairs=pairs)
+    return ConflictForecast(run_id=run_id, base_commit=base, tasks=tasks, pairs=pairs,
+                            scope_overlaps=record.scope_overlaps)
 
 
 # --- declared scopes -----------------------------------------------------------------
+
+
+def plan_scope_overlaps(plan: ResolvedPlan) -> list[ScopeOverlap]:
+    """Pairs of tasks that can run side by side (neither waits for the other) and
+    whose declared write scopes may name a common path. Tasks without a declared
+    scope are not compared (they could touch anything)."""
+    ancestors = {t: plan.ancestors(t) for t in plan.tasks}
+    scoped = [t for t in plan.tasks.values() if t.write_scope]
+    return [ScopeOverlap(a=a.id, b=b.id, scope_a=list(a.write_scope), scope_b=list(b.write_scope))
+            for a, b in combinations(scoped, 2)
+            if a.id not in ancestors[b.id] and b.id not in ancestors[a.id]
+            and scope_overlap(a.write_scope, b.write_scope)]
 
 _WILD = re.compile(r"[*?\[]")
 

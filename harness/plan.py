@@ -41,6 +41,17 @@ class ResolvedPlan:
     tasks: dict[str, ResolvedTask] = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
 
+    def ancestors(self, tid: str) -> set[str]:
+        """Every task `tid` waits for, directly or through others."""
+        out: set[str] = set()
+        todo = list(self.tasks[tid].depends_on)
+        while todo:
+            t = todo.pop()
+            if t not in out:
+                out.add(t)
+                todo += self.tasks[t].depends_on
+        return out
+
     def dependents(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {t: [] for t in self.tasks}
         for t in self.tasks.values():

@@ -176,6 +176,9 @@ def forecast(fc: ConflictForecast) -> str:
                     continue
                 lines.append(f"    {fp.path}: base lines {format_ranges(fp.a_ranges)} ({p.a}) "
                              f"vs {format_ranges(fp.b_ranges)} ({p.b})")
+    if fc.scope_overlaps:
+        lines += ["", "declared write scopes that overlap (from the plan):"]
+        lines += [f"  {o.a} x {o.b}: {', '.join(o.scope_a)} | {', '.join(o.scope_b)}" for o in fc.scope_overlaps]
     live = [t for t in fc.tasks if t.source in ("attempt", "worktree")]
     if live:
         lines += ["", "read from running attempts: "

@@ -9,6 +9,7 @@ import pygit2
 from .config import DockerSandboxConfig
 from .errors import SandboxUnavailable, UsageError
 from .orchestrator import Orchestrator, Progress, _quiet
+from .forecast import plan_scope_overlaps
 from .plan import ResolvedPlan, check_run_id, new_run_id, resolve_plan
 from .sandbox import get_sandbox
 from .schema import RunRecord
@@ -58,8 +59,15 @@ def prepare_resolved(plan: ResolvedPlan, repo: Path, *, run_id: str | None = Non
         base_ref=plan.run.base, base_commit=str(base.id), sandbox=plan.run.sandbox.type,
         image_id=image_id,
         max_parallel=plan.run.max_parallel, task_order=list(plan.tasks),
+        scope_overlaps=plan_scope_overlaps(plan),
     )
-    return ws, store, plan, record, sorted(set(warnings))
+    warnings = sorted(set(warnings))
+    if record.scope_overlaps:
+        pairs = [f"{o.a} & {o.b}" for o in record.scope_overlaps]
+        warnings.append(f"warning: write scopes overlap for {len(pairs)} pair(s) of tasks that may run side by "
+                        f"side: {', '.join(pairs[:6])}{' ...' if len(pairs) > 6 else ''}; "
+                        f"`harness conflicts {run_id}` follows them as they work")
+    return ws, store, plan, record, warnings
 
 
 def run_plan(plan_path: Path, repo: Path, *, progress: Progress = _quiet, **options) -> RunRecord:

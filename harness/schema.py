@@ -326,12 +326,25 @@ class ForecastPair(Model):
         return self.kind == "overlap" and self.merge != "clean"
 
 
+class ScopeOverlap(Model):
+    """Two tasks that may run side by side (neither depends on the other) whose
+    declared write scopes can name a common path: a conflict is possible before
+    either has written anything."""
+
+    a: str
+    b: str
+    scope_a: list[str]
+    scope_b: list[str]
+
+
 class ConflictForecast(Model):
     schema_version: int = SCHEMA_VERSION
     run_id: str
     base_commit: str
     tasks: list[ForecastTask] = []
     pairs: list[ForecastPair] = []
+    scope_overlaps: list[ScopeOverlap] = []
+    """From the plan's write scopes, known before any work exists."""
     created_at: datetime = Field(default_factory=utcnow)
 
     @property
@@ -436,6 +449,8 @@ class RunRecord(Model):
     merge: MergeReport | None = None
     conflicts: list[ConflictRecord] = []
     gate: GateReport | None = None
+    scope_overlaps: list[ScopeOverlap] = []
+    """Pairs of independent tasks whose declared write scopes overlap."""
 
     @property
     def ok(self) -> bool:

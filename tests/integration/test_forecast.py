@@ -121,3 +121,25 @@ def test_running_tasks_are_read_from_attempt_refs_and_live_worktrees(tmp_path):
     [pair] = fc.pairs
     assert (pair.a, pair.b, pair.kind, pair.merge) == ("attempted", "live", "overlap", "unchecked")
     assert pair.collides
+
+
+def test_overlapping_write_scopes_are_warned_before_any_work_and_shown_by_conflicts(tmp_path):
+    """Declared scopes are compared when the run starts: only tasks that may run side
+    by side (neither waits for the other), only tasks that declare a scope."""
+    repo = make_repo(tmp_path / "repo", {"src/x/y.py": "y = 1\n", "docs/a.md": "a\n"})
+    body = '[run]\nsandbox = "local"\nid = "sc"\n'
+    for tid, scope, deps in (("a", ["src/x/**"], []), ("b", ["src/x/y.py"], []), ("c", ["docs/**"], []),
+                             ("d", ["src/**"], ["a"]), ("free", [], [])):
+        body += (f'\n[[task]]\nid = "{tid}"\ncommand = "true"\nwrite_scope = {json.dumps(scope)}\n'
+                 f"depends_on = {json.dumps(deps)}\n")
+    lines: list[str] = []
+    record = run_plan(write_plan(tmp_path / "sc.toml", body), repo, progress=lines.append)
+
+    assert [(o.a, o.b) for o in record.scope_overlaps] == [("a", "b"), ("b", "d")]
+    [warning] = [line for line in lines if "write scopes overlap" in line]
+    assert "2 pair(s)" in warning and "a & b, b & d" in warning and "harness conflicts sc" in warning
+    result = CliRunner().invoke(main, ["conflicts", "sc", "--repo", str(repo)])
+    assert result.exit_code == 0, result.output
+    assert "a x b: src/x/** | src/x/y.py" in result.stdout and "b x d: src/x/y.py | src/**" in result.stdout
+    fc = forecast_run(repo, "sc")
+    assert fc.pairs == [] and [(o.a, o.b) for o in fc.scope_overlaps] == [("a", "b"), ("b", "d")]
