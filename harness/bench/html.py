@@ -39,7 +39,7 @@ th{text-align:left;color:var(--mut);font-weight:600;font-size:12px;
  border-bottom:2px solid var(--line);padding:6px 8px;vertical-align:bottom}
 td{border-bottom:1px solid var(--line);padding:7px 8px;vertical-align:top}
 td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.name b,td.name code{white-space:nowrap}tr.int .sub{font-weight:400}td.why{min-width:120px}td.merge{min-width:140px}
+td.name b,td.name code{white-space:nowrap}tr.int .sub{font-weight:400}td.why{min-width:120px}td.merge{min-width:140px;max-width:380px;overflow-wrap:anywhere}
 .tablebox{overflow-x:auto}
 table.top{max-width:620px;margin-top:10px}table.top td{padding:3px 8px}
 tr.int td{background:#f5f8ff;font-weight:600}
