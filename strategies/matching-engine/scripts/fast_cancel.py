@@ -6,12 +6,11 @@ It does not: the cash or quantity the order reserved stays locked.
 This strategy is wrong on purpose: it breaks the reservation invariant
 (reserved == what resting orders hold) and the test suite must catch it."""
 
-import os
 import sys
-from pathlib import Path
 
-ROOT = Path(os.environ.get("HARNESS_WORKSPACE", "."))
-TARGET = ROOT / "engine" / "engine.py"
+from edits import engine_file, replace_each
+
+TARGET = engine_file("engine.py")
 
 OLD = '''        book.remove(order_id)
         self._release(order)
@@ -24,13 +23,7 @@ NEW = '''        book.remove(order_id)
 
 
 def main() -> int:
-    text = TARGET.read_text()
-    if text.count(OLD) != 1:
-        print(f"{TARGET}: expected baseline text not found exactly once:\n{OLD}", file=sys.stderr)
-        return 1
-    TARGET.write_text(text.replace(OLD, NEW))
-    print(f"patched {TARGET}: cancel without the ledger release")
-    return 0
+    return replace_each(TARGET, [(OLD, NEW)], "cancel without the ledger release")
 
 
 if __name__ == "__main__":

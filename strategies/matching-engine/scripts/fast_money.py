@@ -4,12 +4,11 @@ Context through its methods (no context-manager churn, immune to the
 caller's context), and to_price memoises parsed prices (Decimals are
 immutable, and order flow repeats a few hundred distinct price strings)."""
 
-import os
 import sys
-from pathlib import Path
 
-ROOT = Path(os.environ.get("HARNESS_WORKSPACE", "."))
-TARGET = ROOT / "engine" / "money.py"
+from edits import engine_file, replace_each
+
+TARGET = engine_file("money.py")
 
 REPLACEMENTS = [
     (
@@ -145,15 +144,7 @@ def sub(a: Decimal, b: Decimal) -> Decimal:
 
 
 def main() -> int:
-    text = TARGET.read_text()
-    for old, new in REPLACEMENTS:
-        if text.count(old) != 1:
-            print(f"{TARGET}: expected baseline text not found exactly once:\n{old}", file=sys.stderr)
-            return 1
-        text = text.replace(old, new)
-    TARGET.write_text(text)
-    print(f"patched {TARGET}: shared decimal context, memoised price parsing")
-    return 0
+    return replace_each(TARGET, REPLACEMENTS, "shared decimal context, memoised price parsing")
 
 
 if __name__ == "__main__":

@@ -2,12 +2,11 @@
 per-price FIFO levels (dict of deques), a binary heap of level keys per side
 with lazy deletion of emptied levels, and an order-id index for O(1) cancel."""
 
-import os
 import sys
-from pathlib import Path
 
-ROOT = Path(os.environ.get("HARNESS_WORKSPACE", "."))
-TARGET = ROOT / "engine" / "book.py"
+from edits import engine_file, rewrite
+
+TARGET = engine_file("book.py")
 
 EXPECTED = [
     "        orders.append(order)\n        if order.side == BUY:\n            orders.sort(key=lambda o: (-o.price, o.order_id))",
@@ -131,14 +130,7 @@ class OrderBook:
 
 
 def main() -> int:
-    text = TARGET.read_text()
-    missing = [snippet for snippet in EXPECTED if snippet not in text]
-    if missing:
-        print(f"{TARGET}: not the expected baseline; missing:\n" + "\n---\n".join(missing), file=sys.stderr)
-        return 1
-    TARGET.write_text(NEW)
-    print(f"rewrote {TARGET}: price levels on a heap with lazy deletion + order index")
-    return 0
+    return rewrite(TARGET, EXPECTED, NEW, "price levels on a heap with lazy deletion + order index")
 
 
 if __name__ == "__main__":

@@ -4,12 +4,11 @@ qty and subtracts the evicted fill's, instead of slicing the list and
 re-summing the whole window with rounded Decimal adds on every fill. The
 sums are exact Decimals, so the VWAP is bit-for-bit the same."""
 
-import os
 import sys
-from pathlib import Path
 
-ROOT = Path(os.environ.get("HARNESS_WORKSPACE", "."))
-TARGET = ROOT / "engine" / "stats.py"
+from edits import engine_file, replace_each
+
+TARGET = engine_file("stats.py")
 
 REPLACEMENTS = [
     (
@@ -56,15 +55,7 @@ REPLACEMENTS = [
 
 
 def main() -> int:
-    text = TARGET.read_text()
-    for old, new in REPLACEMENTS:
-        if text.count(old) != 1:
-            print(f"{TARGET}: expected baseline text not found exactly once:\n{old}", file=sys.stderr)
-            return 1
-        text = text.replace(old, new)
-    TARGET.write_text(text)
-    print(f"patched {TARGET}: running VWAP sums")
-    return 0
+    return replace_each(TARGET, REPLACEMENTS, "running VWAP sums")
 
 
 if __name__ == "__main__":

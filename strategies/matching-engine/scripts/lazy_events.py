@@ -9,10 +9,10 @@ non-zero. From attempt 2 on it anchors on the real baseline text."""
 
 import os
 import sys
-from pathlib import Path
 
-ROOT = Path(os.environ.get("HARNESS_WORKSPACE", "."))
-TARGET = ROOT / "engine" / "events.py"
+from edits import engine_file, rewrite
+
+TARGET = engine_file("events.py")
 ATTEMPT = int(os.environ.get("HARNESS_ATTEMPT", "1"))
 
 # The anchor the first attempt looks for: how event building was expected to
@@ -148,19 +148,11 @@ def fill_event(seq: int, symbol: str, maker_order_id: int, taker_order_id: int,
 '''
 
 def main() -> int:
-    text = TARGET.read_text()
-    if ATTEMPT == 1:
-        if STALE_ANCHOR not in text:
-            print(f"attempt 1: anchor {STALE_ANCHOR.strip()!r} not found in {TARGET}; "
-                  "the edit did not apply, nothing was changed", file=sys.stderr)
-            return 1
-    missing = [snippet for snippet in EXPECTED if snippet not in text]
-    if missing:
-        print(f"{TARGET}: not the expected baseline; missing:\n" + "\n---\n".join(missing), file=sys.stderr)
+    if ATTEMPT == 1 and STALE_ANCHOR not in TARGET.read_text():
+        print(f"attempt 1: anchor {STALE_ANCHOR.strip()!r} not found in {TARGET}; "
+              "the edit did not apply, nothing was changed", file=sys.stderr)
         return 1
-    TARGET.write_text(NEW)
-    print(f"rewrote {TARGET}: lazily built event fields (attempt {ATTEMPT})")
-    return 0
+    return rewrite(TARGET, EXPECTED, NEW, f"lazily built event fields (attempt {ATTEMPT})")
 
 
 if __name__ == "__main__":

@@ -5,12 +5,11 @@ callers need no change. Updates are plain int arithmetic with local checks,
 instead of Decimal add/sub with a rounding step, a deepcopy per query and a
 full conservation sweep over all accounts on every fill."""
 
-import os
 import sys
-from pathlib import Path
 
-ROOT = Path(os.environ.get("HARNESS_WORKSPACE", "."))
-TARGET = ROOT / "engine" / "accounts.py"
+from edits import engine_file, rewrite
+
+TARGET = engine_file("accounts.py")
 
 EXPECTED = [
     "class Balance:\n    cash: Decimal\n    reserved_cash: Decimal = money.ZERO\n",
@@ -178,14 +177,7 @@ class Ledger:
 
 
 def main() -> int:
-    text = TARGET.read_text()
-    missing = [snippet for snippet in EXPECTED if snippet not in text]
-    if missing:
-        print(f"{TARGET}: not the expected baseline; missing:\n" + "\n---\n".join(missing), file=sys.stderr)
-        return 1
-    TARGET.write_text(NEW)
-    print(f"rewrote {TARGET}: integer-cent cash, no per-fill copies or sweeps")
-    return 0
+    return rewrite(TARGET, EXPECTED, NEW, "integer-cent cash, no per-fill copies or sweeps")
 
 
 if __name__ == "__main__":

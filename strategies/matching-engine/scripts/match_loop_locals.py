@@ -3,12 +3,11 @@ the opposite side, the limit and the direction once per incoming order
 instead of once per iteration, bind book.best / book.remove / self._fill to
 locals, and compare prices with a single branch. Same trades, same order."""
 
-import os
 import sys
-from pathlib import Path
 
-ROOT = Path(os.environ.get("HARNESS_WORKSPACE", "."))
-TARGET = ROOT / "engine" / "engine.py"
+from edits import engine_file, replace_each
+
+TARGET = engine_file("engine.py")
 
 OLD = '''        fills = []
         while order.remaining > 0:
@@ -50,13 +49,7 @@ NEW = '''        fills = []
 
 
 def main() -> int:
-    text = TARGET.read_text()
-    if text.count(OLD) != 1:
-        print(f"{TARGET}: expected baseline text not found exactly once:\n{OLD}", file=sys.stderr)
-        return 1
-    TARGET.write_text(text.replace(OLD, NEW))
-    print(f"patched {TARGET}: match loop with hoisted invariants")
-    return 0
+    return replace_each(TARGET, [(OLD, NEW)], "match loop with hoisted invariants")
 
 
 if __name__ == "__main__":

@@ -7,12 +7,11 @@ arguments are costly (the balance snapshot per order, the event text per
 fill) with isEnabledFor, since lazy formatting alone still evaluates the
 arguments. Log output, when enabled, is unchanged."""
 
-import os
 import sys
-from pathlib import Path
 
-ROOT = Path(os.environ.get("HARNESS_WORKSPACE", "."))
-TARGET = ROOT / "engine" / "engine.py"
+from edits import engine_file, replace_each
+
+TARGET = engine_file("engine.py")
 
 REPLACEMENTS = [
     (
@@ -44,15 +43,7 @@ REPLACEMENTS = [
 
 
 def main() -> int:
-    text = TARGET.read_text()
-    for old, new in REPLACEMENTS:
-        if text.count(old) != 1:
-            print(f"{TARGET}: expected baseline text not found exactly once:\n{old}", file=sys.stderr)
-            return 1
-        text = text.replace(old, new)
-    TARGET.write_text(text)
-    print(f"patched {TARGET}: lazy logging in the order path")
-    return 0
+    return replace_each(TARGET, REPLACEMENTS, "lazy logging in the order path")
 
 
 if __name__ == "__main__":

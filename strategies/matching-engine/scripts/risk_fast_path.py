@@ -4,12 +4,11 @@ early-exit pass. It reads the account's Balance record in the ledger directly
 and costs a market buy by walking book.iter_levels() and stopping once the
 quantity is covered, instead of copying the whole book with snapshot()."""
 
-import os
 import sys
-from pathlib import Path
 
-ROOT = Path(os.environ.get("HARNESS_WORKSPACE", "."))
-TARGET = ROOT / "engine" / "risk.py"
+from edits import engine_file, replace_each
+
+TARGET = engine_file("risk.py")
 
 REPLACEMENTS = [
     (
@@ -75,15 +74,7 @@ REPLACEMENTS = [
 
 
 def main() -> int:
-    text = TARGET.read_text()
-    for old, new in REPLACEMENTS:
-        if text.count(old) != 1:
-            print(f"{TARGET}: expected baseline text not found exactly once:\n{old}", file=sys.stderr)
-            return 1
-        text = text.replace(old, new)
-    TARGET.write_text(text)
-    print(f"patched {TARGET}: single-pass risk check")
-    return 0
+    return replace_each(TARGET, REPLACEMENTS, "single-pass risk check")
 
 
 if __name__ == "__main__":

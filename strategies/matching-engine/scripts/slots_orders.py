@@ -4,12 +4,11 @@ ValueErrors, but cheaper checks (exact-type fast paths) and no ISO timestamp
 formatting per order: the creation time is stored as a float and formatted
 only when ``created_at`` is read."""
 
-import os
 import sys
-from pathlib import Path
 
-ROOT = Path(os.environ.get("HARNESS_WORKSPACE", "."))
-TARGET = ROOT / "engine" / "orders.py"
+from edits import engine_file
+
+TARGET = engine_file("orders.py")
 
 OLD_IMPORTS = '''from dataclasses import dataclass, field
 from datetime import datetime, timezone

@@ -2,12 +2,11 @@
 with per-price FIFO levels (dict of deques), a bisect-maintained sorted list of
 level keys per side, and an order-id index for O(1) find and cancel."""
 
-import os
 import sys
-from pathlib import Path
 
-ROOT = Path(os.environ.get("HARNESS_WORKSPACE", "."))
-TARGET = ROOT / "engine" / "book.py"
+from edits import engine_file, rewrite
+
+TARGET = engine_file("book.py")
 
 # The rewrite replaces the baseline implementation; refuse to run on anything else.
 EXPECTED = [
@@ -125,14 +124,7 @@ class OrderBook:
 
 
 def main() -> int:
-    text = TARGET.read_text()
-    missing = [snippet for snippet in EXPECTED if snippet not in text]
-    if missing:
-        print(f"{TARGET}: not the expected baseline; missing:\n" + "\n---\n".join(missing), file=sys.stderr)
-        return 1
-    TARGET.write_text(NEW)
-    print(f"rewrote {TARGET}: price levels with bisect + deques + order index")
-    return 0
+    return rewrite(TARGET, EXPECTED, NEW, "price levels with bisect + deques + order index")
 
 
 if __name__ == "__main__":
