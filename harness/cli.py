@@ -61,7 +61,28 @@ def run(plan: Path, repo: Path, max_parallel: int | None, sandbox: str | None, r
 
     record = run_plan(plan, repo, progress=_stderr, run_id=run_id, sandbox=sandbox,
                       max_parallel=max_parallel, keep_sandboxes=keep_sandboxes)
+    _finish_run(record, as_json)
+
+
+@main.command()
+@click.argument("run_id")
+@repo_option
+@json_option
+@guarded
+def resume(run_id: str, repo: Path, as_json: bool) -> None:
+    """Finish RUN after a crash, a kill or a cancel: reap what it left running, keep its
+    finished tasks, commit interrupted attempts' work to their refs, run the rest."""
+    from .runs import resume_run
+
+    _finish_run(resume_run(repo, run_id, progress=_stderr), as_json)
+
+
+def _finish_run(record, as_json: bool) -> None:
     click.echo(record.model_dump_json(indent=2) if as_json else render.run_summary(record))
+    if record.status == "cancelled":
+        _stderr(f"harness: run {record.run_id} cancelled; every attempt's work is on its ref; "
+                f"`harness resume {record.run_id}` finishes it")
+        sys.exit(143 if record.cancelled_by == "SIGTERM" else 130)
     sys.exit(0 if record.ok else 1)
 
 

@@ -126,6 +126,10 @@ class RunConfig(_Config):
     max_steps: int | None = Field(default=None, ge=1)
     """Most steps an attempt may announce by printing `::harness-step:: <what>` lines;
     the next one stops it (failed, "step budget spent"). Unset: no limit."""
+    keep_worktrees: Literal["failed", "all", "none"] = "failed"
+    """Which attempts keep their checkout once their work is committed to a ref:
+    `failed` (not succeeded: a person may want to look inside), `all`, or `none`.
+    The work itself is always kept on the attempt's ref."""
     test_cmd: str | None = None
     """Test command the gate runs on the merged result."""
     env: dict[str, str] = {}

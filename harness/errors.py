@@ -48,3 +48,13 @@ class GitError(HarnessError, RuntimeError):
 
 class LandRefused(HarnessError, RuntimeError):
     """A compare-and-swap land found the target ref moved since gating."""
+
+
+class RecordError(HarnessError, ValueError):
+    """A run's record or event log cannot be read (truncated, not JSON, not a record)."""
+
+
+class RunBusy(HarnessError, RuntimeError):
+    """Another process is writing the run (it is still going, or integrating). Exit code 2."""
+
+    exit_code = 2

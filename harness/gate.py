@@ -144,6 +144,12 @@ def gate_run(repo: Path | str, run_id: str, *, test_cmd: str | None = None, land
     bad input, SandboxUnavailable when the sandbox cannot run, LandRefused when
     the land ref moved since the gate started."""
     inp = check_gate_input(repo, run_id, test_cmd=test_cmd, land=land, sandbox=sandbox)
+    with inp.store.writer("gate"):
+        return _gate(inp, run_id, rerun_failed=rerun_failed, check_alone=check_alone, progress=progress)
+
+
+def _gate(inp: _Input, run_id: str, *, rerun_failed: bool, check_alone: bool,
+          progress: Progress) -> GateReport:
     sb = get_sandbox(inp.sandbox_cfg)
     sb.check()
     if not sb.isolates:
@@ -289,7 +295,7 @@ def _record(ws: Workspace, store: RunStore, report: GateReport, bis: Bisection,
     update = {"tasks": tasks, "conflicts": conflicts + list(semantic.values()), "gate": report}
     if new_merge is not None and new_merge.ref_moved:
         update["merge"] = new_merge
-    store.save(record.model_copy(update=update))
+    store.update(record, **update)
     store.event("gate_finished", status=report.status, runs=report.test_runs, culprits=report.culprits,
                 tested=report.tested_commit, landed=report.landed_ref, land_error=report.land_error)
     target = report.tested_commit or gated

@@ -138,6 +138,14 @@ def integrate_run(repo: Path | str, run_id: str, *, onto: str | None = None, ord
     if policy not in ("skip", "retry", "fail"):
         raise UsageError(f"unknown conflict policy {policy!r}; known: skip, retry, fail")
     ws, store, record = open_run(repo, run_id)
+    with store.writer("integrate"):
+        return _integrate(ws, store, store.load(), onto=onto, order=order, policy=policy, tasks=tasks,
+                          progress=progress)
+
+
+def _integrate(ws: Workspace, store: RunStore, record: RunRecord, *, onto: str | None, order: Order,
+               policy: Policy, tasks: Collection[str] | None, progress: Progress) -> MergeReport:
+    run_id = record.run_id
     onto_ref = onto or record.base_commit
     onto_id = str(resolve_commit(ws.repo(), onto_ref).id)
     heads = succeeded_heads(ws, record, order, tasks)
@@ -161,7 +169,10 @@ def integrate_run(repo: Path | str, run_id: str, *, onto: str | None = None, ord
     else:
         record = store.load()
     kept = [c for c in record.conflicts if c.conflict_class != "textual"]
-    store.save(record.model_copy(update={"merge": report, "conflicts": kept + report.unresolved}))
+    fields = {"merge": report, "conflicts": kept + report.unresolved}
+    if retrier is not None:
+        fields.update(tasks=record.tasks, worktrees=record.worktrees)
+    store.update(record, **fields)
     for s in report.steps:
         store.event("integrate_step", task=s.task_id, outcome=s.outcome, commit=s.merge_commit,
                     paths=[p.path for p in s.conflict.paths] if s.conflict else [])

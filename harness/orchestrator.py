@@ -6,16 +6,19 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
 from typing import Callable
 
+from . import failpoints
 from .agents import get_agent
-from .errors import GitError, HarnessError
+from .errors import GitError
 from .plan import ResolvedPlan, ResolvedTask
 from .protocols import Sandbox
 from .sandbox import get_sandbox
 from .schema import (AgentResult, Attempt, Budget, ConflictRecord, FailureInfo, RunRecord,
-                     SandboxResult, TaskSpec, TaskStatus, utcnow)
+                     DiffStat, SandboxResult, TaskSpec, TaskStatus, utcnow)
 from .store import RunStore
 from .workspace import Workspace, attempt_ref, branch_ref, scope_matcher, worktree_name
 
@@ -27,7 +30,12 @@ def _quiet(_: str) -> None:
 
 
 class Orchestrator:
-    """Drives the agents of one run. Thread-safe; one instance per run."""
+    """Drives the agents of one run. Thread-safe; one instance per run.
+
+    Every state change is an event in the run's log before it is acted on, so a kill
+    at any instant leaves a run that `harness resume` can finish. `cancel` (SIGINT,
+    SIGTERM) stops every sandbox of the run; each interrupted attempt still commits
+    what it produced to its attempt ref and ends `cancelled`."""
 
     def __init__(self, ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecord,
                  progress: Progress = _quiet) -> None:
@@ -36,102 +44,156 @@ class Orchestrator:
         self.plan = plan
         self.record = record
         self.progress = progress
+        self.cancelled_by: str | None = None
         self._sandboxes: dict[str, Sandbox] = {}
         self._lock = threading.Lock()
         self._cancel = threading.Event()
+        self._live = 0
+        self._done_count = 0
+
+    # --- stopping --------------------------------------------------------------------
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def cancel(self, why: str) -> None:
+        """Stop the run (from a signal handler too: it only starts a thread). No new
+        attempt starts; every live sandbox of the run is killed until none is left."""
+        if self._cancel.is_set():
+            return
+        self.cancelled_by = why
+        self._cancel.set()
+        threading.Thread(target=self._stop_sandboxes, name="cancel", daemon=True).start()
+
+    def _stop_sandboxes(self) -> None:
+        # Repeated while attempts are live: one may be starting its container just now.
+        while True:
+            for sb in list(self._sandboxes.values()):
+                try:
+                    sb.stop(self.record.run_id, self.store.dir)
+                except Exception:  # a dead daemon has nothing left running for us to stop
+                    pass
+            with self._lock:
+                if self._live == 0:
+                    return
+            time.sleep(0.5)
 
     # --- the DAG ---------------------------------------------------------------------
 
-    def run(self) -> RunRecord:
-        """Run every task; return the finished record (also saved)."""
+    def run(self, done: dict[str, AgentResult] | None = None,
+            prior: dict[str, list[Attempt]] | None = None) -> RunRecord:
+        """Run every task not in `done` (a resumed run's finished tasks), continuing
+        after the `prior` attempts of each; return the finished record (also saved)."""
         tasks = self.plan.tasks
-        dependents = self.plan.dependents()
-        waiting = {t: len(tasks[t].depends_on) for t in tasks}
-        results: dict[str, AgentResult] = {}
-        done_count = 0
-        self.store.event("run_started", tasks=len(tasks), max_parallel=self.plan.run.max_parallel)
+        results: dict[str, AgentResult] = dict(done or {})
+        prior = prior or {}
+        pending = [t for t in sorted(tasks, key=lambda t: tasks[t].order) if t not in results]
+        self._done_count = len(results)
+        self.store.event("run_started", tasks=len(tasks), max_parallel=self.plan.run.max_parallel,
+                         resumed=len(results))
         with ThreadPoolExecutor(max_workers=self.plan.run.max_parallel,
                                 thread_name_prefix="agent") as pool:
             running: dict[Future, str] = {}
 
-            def submit(tid: str) -> None:
-                deps = [results[d].head_commit for d in tasks[tid].depends_on]
-                running[pool.submit(self._run_task_safe, tasks[tid], deps)] = tid
+            def schedule() -> None:
+                progressed = True
+                while progressed:
+                    progressed = False
+                    for tid in list(pending):
+                        deps = [results.get(d) for d in tasks[tid].depends_on]
+                        ended = [r for r in deps if r is not None and r.status != TaskStatus.succeeded]
+                        if not ended and None in deps:
+                            continue
+                        pending.remove(tid)
+                        progressed = True
+                        if ended or self._cancel.is_set():
+                            results[tid] = self._not_run(tid, ended[0] if ended else None)
+                            self._finish(results[tid])
+                        else:
+                            heads = [r.head_commit for r in deps if r is not None and r.head_commit]
+                            running[pool.submit(self._run_task_safe, tasks[tid], heads,
+                                                prior.get(tid, []))] = tid
 
-            for tid in sorted(tasks, key=lambda t: tasks[t].order):
-                if waiting[tid] == 0:
-                    submit(tid)
-            try:
-                while running:
+            schedule()
+            while running:
+                try:
                     finished, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in finished:
-                        tid = running.pop(fut)
-                        result = fut.result()
-                        results[tid] = result
-                        done_count += 1
-                        self._record_result(result)
-                        self.progress(_line(done_count, len(tasks), result))
-                        for child in self._settle(tid, result, dependents, waiting, results):
-                            done_count += 1
-                            self.progress(_line(done_count, len(tasks), results[child]))
-                        for child in sorted(dependents[tid], key=lambda t: tasks[t].order):
-                            if waiting[child] == 0 and child not in results:
-                                submit(child)
-            except KeyboardInterrupt:
-                self._cancel.set()
-                for fut in running:
-                    fut.cancel()
-                raise
-        self.record = self.record.model_copy(update={"status": "finished", "ended_at": utcnow()})
-        self.store.save(self.record)
-        self.store.event("run_finished", ok=self.record.ok)
+                except KeyboardInterrupt:
+                    if self._cancel.is_set():
+                        raise  # a second Ctrl-C: the caller forces the exit
+                    self.cancel("SIGINT")
+                    continue
+                for fut in finished:
+                    tid = running.pop(fut)
+                    results[tid] = fut.result()
+                    self._finish(results[tid])
+                schedule()
+        status = "cancelled" if self._cancel.is_set() else "finished"
+        self.store.event("run_ended", status=status, ok=self.record.ok, cancelled_by=self.cancelled_by)
+        self.record = self.record.model_copy(update={"status": status, "ended_at": utcnow(),
+                                                     "cancelled_by": self.cancelled_by})
+        self.store.snapshot(self.record)
         return self.record
 
-    def _settle(self, tid: str, result: AgentResult, dependents: dict[str, list[str]],
-                waiting: dict[str, int], results: dict[str, AgentResult]) -> list[str]:
-        """Count a finished task against its dependents; a failed one fails them all
-        (transitively) as dependency_failed. Returns the tasks failed that way."""
-        failed: list[str] = []
-        for child in dependents[tid]:
-            if child in results:
-                continue
-            waiting[child] -= 1
-            if result.status != TaskStatus.succeeded:
-                why = f"dependency {tid!r} ended {result.status.value}"
-                results[child] = AgentResult(task_id=child, status=TaskStatus.dependency_failed,
-                                             exit_reason=why, strategy=self.plan.tasks[child].strategy,
-                                             failure=FailureInfo(kind="dependency", message=why))
-                self._record_result(results[child])
-                failed.append(child)
-                failed += self._settle(child, results[child], dependents, waiting, results)
-        return failed
+    def _not_run(self, tid: str, dep: AgentResult | None) -> AgentResult:
+        """A task that will not start: its dependency ended badly, or the run stops."""
+        task = self.plan.tasks[tid]
+        if dep is not None and dep.status != TaskStatus.cancelled:
+            why = f"dependency {dep.task_id!r} ended {dep.status.value}"
+            return AgentResult(task_id=tid, status=TaskStatus.dependency_failed, exit_reason=why,
+                               strategy=task.strategy, failure=FailureInfo(kind="dependency", message=why))
+        why = "cancelled before it started" + (f" ({self.cancelled_by})" if self.cancelled_by else "")
+        return AgentResult(task_id=tid, status=TaskStatus.cancelled, exit_reason=why, strategy=task.strategy,
+                           failure=FailureInfo(kind="cancelled", message=why))
+
+    def _finish(self, result: AgentResult) -> None:
+        self._record_result(result)
+        with self._lock:
+            self._done_count += 1
+            line = _line(self._done_count, len(self.plan.tasks), result)
+        self.progress(line)
 
     def _record_result(self, result: AgentResult) -> None:
-        with self._lock:
-            tasks = dict(self.record.tasks)
-            tasks[result.task_id] = result
-            self.record = self.record.model_copy(update={"tasks": tasks})
-            self.store.save(self.record)
         self.store.event("task_finished", task=result.task_id, status=result.status.value,
-                         reason=result.exit_reason, head=result.head_commit)
+                         reason=result.exit_reason, head=result.head_commit, result=result)
+        with self._lock:
+            self.record = self.record.model_copy(update={"tasks": {**self.record.tasks, result.task_id: result}})
 
     # --- one task --------------------------------------------------------------------
 
-    def _run_task_safe(self, task: ResolvedTask, dep_heads: list[str | None]) -> AgentResult:
+    def _run_task_safe(self, task: ResolvedTask, dep_heads: list[str],
+                       prior: list[Attempt] | None = None) -> AgentResult:
+        """run_task, with any failure of the harness's own turned into this task's
+        `crashed` result (the traceback in the task's crash.log): the others go on."""
         try:
-            return self.run_task(task, dep_heads=[h for h in dep_heads if h])
-        except HarnessError as exc:
-            # The harness broke for this task only (say, a git write failed): the
-            # others go on, and the reason is on the record.
-            return AgentResult(task_id=task.id, status=TaskStatus.crashed, exit_reason=str(exc),
-                               strategy=task.strategy,
-                               failure=FailureInfo(kind=type(exc).__name__, message=str(exc)))
+            return self.run_task(task, dep_heads=dep_heads, prior=prior or [])
+        except Exception as exc:
+            log = self._crash_log(task.id, exc)
+            why = f"harness error: {type(exc).__name__}: {_first_line(exc)} (traceback in {log})"
+            return AgentResult(task_id=task.id, status=TaskStatus.crashed, exit_reason=why,
+                               strategy=task.strategy, attempts=list(prior or []),
+                               failure=FailureInfo(kind=type(exc).__name__, message=why))
+
+    def _crash_log(self, task_id: str, exc: BaseException) -> Path:
+        path = self.store.dir / "tasks" / task_id / "crash.log"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as fh:
+                fh.write(f"{utcnow().isoformat()}\n"
+                         + "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        except OSError:
+            pass
+        return path
 
     def run_task(self, task: ResolvedTask, *, dep_heads: list[str] | None = None,
                  base_commit: str | None = None, conflict: ConflictRecord | None = None,
-                 first_attempt: int = 1, retries: int | None = None) -> AgentResult:
-        """Run a task's attempts until one succeeds or its retries are spent."""
+                 first_attempt: int | None = None, retries: int | None = None,
+                 prior: list[Attempt] | None = None) -> AgentResult:
+        """Run a task's attempts until one succeeds or its retries are spent. `prior`
+        attempts (of a resumed run) come first; cancelled ones spend no retry."""
         started = utcnow()
+        prior = list(prior or [])
         if base_commit is None:
             if dep_heads:
                 try:
@@ -143,25 +205,37 @@ class Orchestrator:
                                        failure=FailureInfo(kind="dependency", message=str(exc)))
             else:
                 base_commit = self.record.base_commit
-        retries = task.retries if retries is None else retries
+        if retries is None:
+            spent = sum(1 for a in prior if a.status != TaskStatus.cancelled)
+            retries = max(0, task.retries - spent)
+        if first_attempt is None:
+            first_attempt = max((a.number for a in prior), default=0) + 1
         attempts: list[Attempt] = []
         for k in range(retries + 1):
             if self._cancel.is_set():
                 break
-            if k:
-                time.sleep(task.backoff_s * 2 ** (k - 1))
+            if k and self._cancel.wait(task.backoff_s * 2 ** (k - 1)):
+                break
             attempt = self.run_attempt(task, first_attempt + k, base_commit, conflict)
             attempts.append(attempt)
-            if attempt.status == TaskStatus.succeeded:
+            if attempt.status in (TaskStatus.succeeded, TaskStatus.cancelled):
                 break
-        last = attempts[-1] if attempts else None
-        status = last.status if last else TaskStatus.cancelled
+        every = prior + attempts
+        last = every[-1] if every else None
+        if last is None or (self._cancel.is_set() and last.status != TaskStatus.succeeded):
+            status = TaskStatus.cancelled
+        else:
+            status = last.status
+        if status == TaskStatus.cancelled and (last is None or last.status != TaskStatus.cancelled):
+            reason = "cancelled before it started" + (f" ({self.cancelled_by})" if self.cancelled_by else "")
+        else:
+            reason = _exit_reason(last)
         result = AgentResult(
             task_id=task.id, status=status, strategy=task.strategy,
-            exit_reason=_exit_reason(last), attempts=attempts, retries=max(0, len(attempts) - 1),
+            exit_reason=reason, attempts=every, retries=max(0, len(every) - 1),
             base_commit=base_commit, started_at=started, ended_at=utcnow(),
             failure=None if status == TaskStatus.succeeded else FailureInfo(
-                kind=status.value, message=_exit_reason(last) or status.value),
+                kind=status.value, message=reason or status.value),
         )
         if status == TaskStatus.succeeded and last is not None:
             head = last.commit or base_commit
@@ -169,7 +243,7 @@ class Orchestrator:
             self.ws.set_ref(branch, head, message=f"harness: {task.id} attempt {last.number}")
             result = result.model_copy(update={
                 "branch": branch.removeprefix("refs/heads/"), "head_commit": head,
-                "diff": last.diff})
+                "diff": last.diff, "base_commit": last.base_commit})
         return result
 
     def sandbox_for(self, task: ResolvedTask) -> Sandbox:
@@ -179,8 +253,14 @@ class Orchestrator:
                 self._sandboxes[key] = get_sandbox(task.sandbox)
             return self._sandboxes[key]
 
+    def worktree_path(self, task_id: str, number: int) -> Path:
+        return self.ws.root / "worktrees" / self.record.run_id / f"{task_id}.{number}"
+
     def run_attempt(self, task: ResolvedTask, number: int, base_commit: str,
                     conflict: ConflictRecord | None = None) -> Attempt:
+        """One attempt, start to end. Whatever happens in it (a sandbox that breaks,
+        a daemon that goes away, a cancel) ends as an Attempt with a status and a
+        reason, and whatever the agent wrote is committed to the attempt's ref."""
         run_id = self.record.run_id
         adir = self.store.attempt_dir(task.id, number)
         hdir = adir / "harness"
@@ -200,7 +280,7 @@ class Orchestrator:
         if conflict is not None:
             (hdir / "context" / "conflict.json").write_text(conflict.model_dump_json(indent=2))
         log_path = adir / "output.log"
-        wt_path = self.ws.root / "worktrees" / run_id / f"{task.id}.{number}"
+        wt_path = self.worktree_path(task.id, number)
         started = utcnow()
         self.store.event("attempt_started", task=task.id, attempt=number, base=base_commit,
                          worktree=str(wt_path))
@@ -208,21 +288,48 @@ class Orchestrator:
         with self._lock:
             self.record = self.record.model_copy(
                 update={"worktrees": [*self.record.worktrees, str(wt_path)]})
-        sandbox = self.sandbox_for(task)
-        res: SandboxResult = get_agent(task.agent).run(spec, sandbox, wt_path, hdir, log_path)
+            self._live += 1
+        sandbox = None
+        try:
+            if self._cancel.is_set():
+                res = SandboxResult(exit_code=None, duration_s=0.0, reason="cancelled")
+            else:
+                sandbox = self.sandbox_for(task)
+                res = get_agent(task.agent).run(spec, sandbox, wt_path, hdir, log_path)
+        except Exception as exc:  # the sandbox broke (daemon gone, say): this attempt crashed
+            self._crash_log(task.id, exc)
+            _append(log_path, f"\nharness: the sandbox failed: {type(exc).__name__}: {_first_line(exc)}\n")
+            res = SandboxResult(exit_code=None, duration_s=(utcnow() - started).total_seconds(),
+                                reason=f"sandbox error: {_first_line(exc)}")
+        finally:
+            with self._lock:
+                self._live -= 1
         status = _status_of(res)
-        commit, diff = self.ws.commit_worktree(wt_path, base_commit, _message(run_id, task, number))
-        ref = None
+        if self._cancel.is_set() and status != TaskStatus.succeeded:
+            status = TaskStatus.cancelled
+        try:
+            commit, diff, ref = self.commit_attempt(task.id, number, base_commit, wt_path,
+                                                    _message(run_id, task, number))
+        except Exception as exc:
+            log = self._crash_log(task.id, exc)
+            why = f"cannot commit the attempt's work: {type(exc).__name__}: {_first_line(exc)} (see {log})"
+            return self._attempt_finished(task, Attempt(
+                number=number, status=TaskStatus.crashed, exit_code=res.exit_code, reason=why,
+                started_at=started, ended_at=utcnow(), duration_s=res.duration_s, base_commit=base_commit,
+                log_path=str(log_path), output_tail=res.output_tail[-2000:], steps=res.steps,
+                tool_trace=res.trace, sandbox=sandbox.name if sandbox else task.sandbox.type,
+                image_id=res.image_id))
         violations: list[str] = []
         if commit:
-            ref = attempt_ref(run_id, task.id, number)
-            self.ws.set_ref(ref, commit, message=f"harness: {task.id} attempt {number}")
             allowed = scope_matcher(task.write_scope)
             violations = [p for p in diff.paths if not allowed(p)]
         if status == TaskStatus.succeeded and violations:
             status = TaskStatus.scope_violation
         reason = res.reason
-        if status == TaskStatus.scope_violation:
+        if status == TaskStatus.cancelled:
+            reason = f"cancelled ({self.cancelled_by or 'stopped'})" + (
+                f"; its work is kept on {ref}" if ref else "")
+        elif status == TaskStatus.scope_violation:
             reason = "changed outside write scope: " + ", ".join(violations[:5])
         elif res.reason == "stalled":
             reason = f"no output for {task.stall_s:g}s"
@@ -238,15 +345,36 @@ class Orchestrator:
             base_commit=base_commit, commit=commit, ref=ref, log_path=str(log_path),
             output_tail=res.output_tail[-2000:], scope_violations=violations,
             steps=res.steps, tool_trace=res.trace,
-            sandbox=sandbox.name, image_id=res.image_id, diff=diff if commit else None,
+            sandbox=sandbox.name if sandbox else task.sandbox.type, image_id=res.image_id,
+            diff=diff if commit else None,
         )
-        self.store.event("attempt_finished", task=task.id, attempt=number, status=status.value,
-                         exit_code=res.exit_code, reason=reason, duration_s=res.duration_s,
-                         steps=res.steps, commit=commit)
+        keep = self.plan.run.keep_worktrees
+        if keep == "none" or (keep == "failed" and status == TaskStatus.succeeded):
+            self.ws.remove_worktree(wt_path)
+        return self._attempt_finished(task, attempt)
+
+    def _attempt_finished(self, task: ResolvedTask, attempt: Attempt) -> Attempt:
+        self.store.event("attempt_finished", task=task.id, attempt=attempt.number, status=attempt.status.value,
+                         exit_code=attempt.exit_code, reason=attempt.reason, duration_s=attempt.duration_s,
+                         steps=attempt.steps, commit=attempt.commit, record=attempt)
         return attempt
+
+    def commit_attempt(self, task_id: str, number: int, base_commit: str, wt_path: Path,
+                       message: str) -> tuple[str | None, DiffStat, str | None]:
+        """Commit what the attempt left in its worktree and point its attempt ref at
+        it. Returns (commit or None when nothing changed, the diff, the ref)."""
+        commit, diff = self.ws.commit_worktree(wt_path, base_commit, message)
+        if not commit:
+            return None, diff, None
+        failpoints.hit("commit")
+        ref = attempt_ref(self.record.run_id, task_id, number)
+        self.ws.set_ref(ref, commit, message=f"harness: {task_id} attempt {number}")
+        return commit, diff, ref
 
 
 def _status_of(res: SandboxResult) -> TaskStatus:
+    if res.reason == "cancelled":
+        return TaskStatus.cancelled
     if res.timed_out:
         return TaskStatus.timed_out
     if res.reason == "stalled":
@@ -285,3 +413,17 @@ def _line(done: int, total: int, result: AgentResult) -> str:
     why = f" ({result.exit_reason})" if result.exit_reason and result.status != TaskStatus.succeeded else ""
     return (f"[{done}/{total}] {result.task_id}: {result.status.value}{why}, "
             f"{n} attempt{'s' if n != 1 else ''}, {secs:.1f}s")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _append(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError:
+        pass

@@ -25,8 +25,15 @@ class Sandbox(Protocol):
         """Run one command to its end or its timeout. A failing command is a result;
         only the harness's own breakage raises (SandboxError)."""
 
-    def cleanup(self, run_id: str | None = None) -> list[str]:
-        """Remove what earlier runs left behind, found by label; return what was removed."""
+    def cleanup(self, run_id: str | None = None, run_dir: Path | None = None) -> list[str]:
+        """Remove what earlier runs left behind, found by label (and, with `run_dir`,
+        by the run's store it mounts); return what was removed."""
+
+    def stop(self, run_id: str, run_dir: Path) -> list[str]:
+        """Kill every live command of the run whose store is `run_dir` (a container by
+        its run label and the harness dir it mounts, a local process by the harness dir
+        in its environment), whoever started it; a `run` call waiting on one returns.
+        Returns what was stopped."""
 
 
 @runtime_checkable

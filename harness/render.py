@@ -35,18 +35,31 @@ def run_summary(record: RunRecord) -> str:
     return "\n".join(lines)
 
 
-def run_list(records: list[RunRecord]) -> str:
-    if not records:
+def run_list(entries: list) -> str:
+    """`harness status`: one row a run (store.RunEntry); an unreadable record is a row too."""
+    if not entries:
         return "no runs"
     rows = [["RUN", "STATUS", "CREATED", "TASKS", "RESULT"]]
-    for r in records:
-        rows.append([r.run_id, r.status, r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+    for e in entries:
+        r = e.record
+        if r is None:
+            rows.append([e.run_id, "unreadable", "-", "-", e.error or ""])
+            continue
+        status = r.status
+        if status == "running" and e.holder:
+            status += f" (pid {e.holder.get('pid')})"
+        elif status in ("interrupted", "cancelled"):
+            status += f": harness resume {r.run_id}"
+        rows.append([r.run_id, status, r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                      str(len(r.task_order or r.tasks)), _counts(r)])
     return _table(rows)
 
 
 def run_detail(record: RunRecord) -> str:
-    lines = [f"run {record.run_id} ({record.status})",
+    status = record.status
+    if status in ("interrupted", "cancelled"):
+        status += f"{' by ' + record.cancelled_by if record.cancelled_by else ''}; `harness resume {record.run_id}` finishes it"
+    lines = [f"run {record.run_id} ({status})",
              f"  base     {record.base_ref} = {record.base_commit}",
              f"  sandbox  {record.sandbox}" + (f" (image {record.image_id[:19]})" if record.image_id else ""),
              f"  created  {record.created_at:%Y-%m-%d %H:%M:%S}"

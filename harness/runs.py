@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import pygit2
+from pydantic import ValidationError
 
-from .config import DockerSandboxConfig
-from .errors import SandboxUnavailable, UsageError
-from .orchestrator import Orchestrator, Progress, _quiet
+from .config import DockerSandboxConfig, LocalSandboxConfig, Plan
+from .errors import RecordError, SandboxUnavailable, UsageError
+from .orchestrator import Orchestrator, Progress, _message, _quiet
 from .forecast import plan_scope_overlaps
-from .plan import ResolvedPlan, check_run_id, new_run_id, resolve_plan
+from .plan import ResolvedPlan, check_run_id, new_run_id, resolve, resolve_plan
 from .sandbox import get_sandbox
-from .schema import RunRecord
+from .schema import AgentResult, Attempt, RunRecord, TaskStatus, utcnow
 from .store import RunStore, open_run
-from .workspace import Workspace, resolve_commit
+from .workspace import Workspace, attempt_ref, resolve_commit, worktree_name
 
 
 def prepare_run(plan_path: Path, repo: Path, *, run_id: str | None = None,
@@ -77,45 +83,234 @@ def run_plan(plan_path: Path, repo: Path, *, progress: Progress = _quiet, **opti
 
 def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecord, warnings: list[str],
             *, progress: Progress = _quiet) -> RunRecord:
-    """Create the run's record and run its agents (everything was checked before)."""
+    """Create the run's record and run its agents (everything was checked before).
+    The run holds its writer lock throughout; SIGINT and SIGTERM cancel it (see
+    `Orchestrator.cancel`) and the record ends `cancelled`."""
     for w in warnings:
         progress(w)
+    store.dir.parent.mkdir(parents=True, exist_ok=True)
     store.create(record)
-    progress(f"run {record.run_id}: {len(plan.tasks)} tasks, at most {plan.run.max_parallel} at once, "
-             f"sandbox {plan.run.sandbox.type}, base {record.base_commit[:10]}")
-    return Orchestrator(ws, store, plan, record, progress).run()
+    with store.writer("run"):
+        progress(f"run {record.run_id}: {len(plan.tasks)} tasks, at most {plan.run.max_parallel} at once, "
+                 f"sandbox {plan.run.sandbox.type}, base {record.base_commit[:10]}")
+        orch = Orchestrator(ws, store, plan, record, progress)
+        with _signals_cancel(orch, progress):
+            return orch.run()
+
+
+def resume_run(repo: Path, run_id: str, *, progress: Progress = _quiet) -> RunRecord:
+    """Finish a run that was interrupted (its process killed) or cancelled: reap what
+    it left running (containers by label, processes by mark), keep its finished
+    tasks, commit the work of interrupted attempts to their refs, and run the rest.
+    Raises UsageError when there is nothing to resume, RunBusy when it is live."""
+    ws, store, record = open_run(repo, run_id)
+    if record.status == "finished":
+        raise UsageError(f"run {run_id!r} finished already; nothing to resume")
+    plan = recorded_plan(record)
+    sandboxes = []
+    for task in plan.tasks.values():
+        if all(task.sandbox != cfg for cfg in sandboxes):
+            sandboxes.append(task.sandbox)
+    for cfg in sandboxes:
+        get_sandbox(cfg).check()
+    with store.writer("resume"):
+        record = store.load()
+        if record.status == "finished":
+            raise UsageError(f"run {run_id!r} finished already; nothing to resume")
+        orch = Orchestrator(ws, store, plan, record.model_copy(update={"status": "running"}), progress)
+        reaped = _reap(ws, store, run_id, sandboxes)
+        if reaped:
+            progress(f"resume {run_id}: stopped {len(reaped)} sandbox(es) the run left running")
+        done, prior = _salvage(orch, store, record, plan, progress)
+        store.event("run_resumed", kept=sorted(done), rerun=sorted(t for t in plan.tasks if t not in done))
+        progress(f"resume {run_id}: {len(done)} task(s) kept, {len(plan.tasks) - len(done)} to run")
+        with _signals_cancel(orch, progress):
+            return orch.run(done=done, prior=prior)
+
+
+def recorded_plan(record: RunRecord) -> ResolvedPlan:
+    """The run's plan as it was recorded (with the run's --sandbox and --max-parallel)."""
+    try:
+        plan = Plan.model_validate(record.plan)
+    except ValidationError as exc:
+        raise UsageError(f"run {record.run_id!r}: its recorded plan is invalid: {exc.errors()[0]['msg']}") from None
+    path = Path(record.plan_path) if record.plan_path else None
+    override = record.sandbox if record.sandbox != plan.run.sandbox.type else None
+    return resolve(plan, path, sandbox=override, max_parallel=record.max_parallel)
+
+
+def _reap(ws: Workspace, store: RunStore, run_id: str, sandboxes: list) -> list[str]:
+    """Stop every sandbox a dead process of the run left, found by label or mark."""
+    reaped: list[str] = []
+    for cfg in sandboxes:
+        sb = get_sandbox(cfg)
+        reaped += sb.stop(run_id, store.dir)
+        if sb.name == "docker":
+            sb.cleanup(run_id, store.dir)
+    return reaped
+
+
+def _salvage(orch: Orchestrator, store: RunStore, record: RunRecord, plan: ResolvedPlan,
+             progress: Progress) -> tuple[dict[str, AgentResult], dict[str, list[Attempt]]]:
+    """Split the run's tasks into those kept as they ended and those to run again
+    (not finished, cancelled, crashed, and what failed only because of those), and
+    give each of the latter its earlier attempts, committing the work of any attempt
+    that never finished to its attempt ref."""
+    rerun = {t for t in plan.tasks if t not in record.tasks
+             or record.tasks[t].status in (TaskStatus.cancelled, TaskStatus.crashed)}
+    grew = True
+    while grew:
+        grew = False
+        for t, r in record.tasks.items():
+            if t not in rerun and r.status == TaskStatus.dependency_failed and t in plan.tasks \
+                    and plan.ancestors(t) & rerun:
+                rerun.add(t)
+                grew = True
+    done = {t: r for t, r in record.tasks.items() if t not in rerun and t in plan.tasks}
+    started: dict[tuple[str, int], dict] = {}
+    finished: dict[tuple[str, int], Attempt] = {}
+    for ev in store.events():
+        key = (ev.get("task"), ev.get("attempt"))
+        if ev["kind"] == "attempt_started":
+            started[key] = ev["payload"]
+        elif ev["kind"] == "attempt_finished" and "record" in ev["payload"]:
+            finished[key] = Attempt.model_validate(ev["payload"]["record"])
+    prior: dict[str, list[Attempt]] = {}
+    for (tid, n), payload in sorted(started.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        if tid not in rerun:
+            continue
+        attempt = finished.get((tid, n)) or _salvage_attempt(orch, store, plan, tid, n, payload)
+        if attempt.status == TaskStatus.cancelled and attempt.commit and (tid, n) not in finished:
+            progress(f"resume: {tid} attempt {n} was interrupted; its work is kept on {attempt.ref}")
+        prior.setdefault(tid, []).append(attempt)
+    for tid in rerun:
+        if tid in record.tasks and tid not in prior:
+            prior[tid] = list(record.tasks[tid].attempts)
+    return done, prior
+
+
+def _salvage_attempt(orch: Orchestrator, store: RunStore, plan: ResolvedPlan, tid: str, n: int,
+                     payload: dict) -> Attempt:
+    """An attempt the dead process never finished: commit what its worktree holds
+    (or take the ref it had already written), record it `cancelled`."""
+    base = payload.get("base") or orch.record.base_commit
+    wt = Path(payload.get("worktree") or orch.worktree_path(tid, n))
+    ref = attempt_ref(store.run_id, tid, n)
+    commit, diff = orch.ws.ref_target(ref), None
+    why = "interrupted: the harness stopped while it ran"
+    if wt.exists() and tid in plan.tasks:
+        try:
+            commit, diff, ref_made = orch.commit_attempt(tid, n, base, wt, _message(store.run_id, plan.tasks[tid], n))
+            commit = commit or orch.ws.ref_target(ref)
+        except Exception as exc:  # its worktree is beyond repair: keep it for a person to look at
+            why += f"; its worktree {wt} could not be committed ({type(exc).__name__}: {exc})"
+    if commit:
+        why += f"; its work is kept on {ref}"
+    now = utcnow()
+    attempt = Attempt(number=n, status=TaskStatus.cancelled, reason=why, started_at=now, ended_at=now,
+                      duration_s=0.0, base_commit=base, commit=commit, ref=ref if commit else None,
+                      log_path=str(store.attempt_dir(tid, n) / "output.log"), diff=diff,
+                      sandbox=plan.tasks[tid].sandbox.type if tid in plan.tasks else "local")
+    store.event("attempt_finished", task=tid, attempt=n, status=attempt.status.value, reason=why,
+                commit=commit, record=attempt)
+    return attempt
+
+
+@contextmanager
+def _signals_cancel(orch: Orchestrator, progress: Progress) -> Iterator[None]:
+    """While the block runs: the first SIGINT or SIGTERM cancels the run (sandboxes
+    stopped, work kept); a second one exits at once (`harness resume` finishes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if orch.cancelled:
+            os.write(2, f"harness: {name} again: exiting now; `harness resume {orch.record.run_id}` "
+                        "finishes the run\n".encode())
+            os._exit(128 + signum)
+        progress(f"harness: {name}: stopping every agent of run {orch.record.run_id} and keeping their work "
+                 f"(again to exit at once)")
+        orch.cancel(name)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def clean_run(repo: Path, run_id: str, *, force: bool = False) -> list[str]:
-    """Remove a run's worktrees (and leftover sandboxes); branches stay.
-    A worktree with changes nobody committed is kept unless `force`."""
-    ws, store, record = open_run(repo, run_id)
-    removed: list[str] = []
-    dirty: list[str] = []
-    for wt in record.worktrees:
-        path = Path(wt)
-        if not path.exists():
-            continue
-        if not force and _has_uncommitted(path):
-            dirty.append(wt)
-            continue
-        ws.remove_worktree(path)
-        removed.append(wt)
-    if record.sandbox == "docker":
+    """Remove a run's worktrees and leftover sandboxes; branches stay. Finds them by
+    name and label, not only through the record (a killed run never wrote all of
+    them down). A worktree with changes nobody committed is kept unless `force`.
+    Raises RunBusy while the run is live."""
+    check_run_id(run_id)
+    ws = Workspace(repo)
+    store = RunStore(ws, run_id)
+    if not store.dir.is_dir():
+        raise UsageError(f"unknown run {run_id!r}")
+    with store.writer("clean"):
         try:
-            removed += get_sandbox(DockerSandboxConfig()).cleanup(run_id)
-        except SandboxUnavailable:
-            pass  # no daemon, so no containers of this run are left running either
-    if dirty:
-        raise UsageError(f"{len(dirty)} worktree(s) hold uncommitted changes (first: {dirty[0]}); "
-                         "use --force to remove them anyway")
-    store.event("cleaned", removed=len(removed))
+            record: RunRecord | None = store.load()
+        except RecordError:
+            record = None  # what it left is still found by name and label
+        removed: list[str] = []
+        dirty: list[str] = []
+        for path, name in _run_worktrees(ws, run_id, record):
+            if not path.exists():
+                ws.forget_worktree(name)
+                continue
+            if not force and _has_uncommitted(ws, name):
+                dirty.append(str(path))
+                continue
+            ws.remove_worktree(path)
+            removed.append(str(path))
+        for cfg in (LocalSandboxConfig(), DockerSandboxConfig()):
+            try:
+                sb = get_sandbox(cfg)
+                removed += sb.stop(run_id, store.dir)
+                removed += sb.cleanup(run_id, store.dir)
+            except SandboxUnavailable:
+                pass  # no daemon, so no containers of this run are left running either
+        if dirty:
+            raise UsageError(f"{len(dirty)} worktree(s) hold uncommitted changes (first: {dirty[0]}); "
+                             "use --force to remove them anyway")
+        store.event("cleaned", removed=len(removed))
     return removed
 
 
-def _has_uncommitted(path: Path) -> bool:
+def _run_worktrees(ws: Workspace, run_id: str, record: RunRecord | None) -> list[tuple[Path, str]]:
+    """Every worktree of the run, as (path, metadata name): from the record, from the
+    run's worktrees folder, and from git's worktree metadata named after the run."""
+    found: dict[Path, str] = {}
+    folder = ws.root / "worktrees" / run_id
+    paths = [Path(w) for w in (record.worktrees if record else [])]
+    if folder.is_dir():
+        paths += sorted(folder.iterdir())
+    for path in paths:
+        task, _, n = path.name.rpartition(".")
+        if n.isdigit():
+            found[path] = worktree_name(run_id, task, int(n))
+    prefix = f"harness-{run_id}-"
+    meta = ws.common / "worktrees"
+    if meta.is_dir():
+        for d in meta.iterdir():
+            if d.name.startswith(prefix) and d.name not in found.values():
+                rest = d.name[len(prefix):]
+                task, _, n = rest.rpartition("-")
+                found[folder / (f"{task}.{n}" if n.isdigit() else rest)] = d.name
+    return list(found.items())
+
+
+def _has_uncommitted(ws: Workspace, name: str) -> bool:
+    """Whether the worktree holds changes not in its HEAD, asked of the git dir the
+    harness made for it (never discovered through the worktree's own .git)."""
+    meta = ws.common / "worktrees" / name
     try:
-        wt = pygit2.Repository(str(path))
-    except pygit2.GitError:
-        return False
-    return any(not (flags & pygit2.enums.FileStatus.IGNORED) for flags in wt.status().values())
+        wt = pygit2.Repository(str(meta), pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+        return any(not (flags & pygit2.enums.FileStatus.IGNORED) for flags in wt.status().values())
+    except (pygit2.GitError, KeyError, ValueError, UnicodeDecodeError):
+        return True  # cannot tell: keep it unless forced

@@ -440,7 +440,9 @@ class RunRecord(Model):
     sandbox: str
     image_id: str | None = None
     max_parallel: int
-    status: Literal["running", "finished", "interrupted"] = "running"
+    status: Literal["running", "finished", "cancelled", "interrupted"] = "running"
+    """`interrupted` is never written: readers show a `running` run whose process is
+    gone that way (`harness resume RUN` finishes it)."""
     created_at: datetime = Field(default_factory=utcnow)
     ended_at: datetime | None = None
     tasks: dict[str, AgentResult] = {}
@@ -451,6 +453,10 @@ class RunRecord(Model):
     gate: GateReport | None = None
     scope_overlaps: list[ScopeOverlap] = []
     """Pairs of independent tasks whose declared write scopes overlap."""
+    cancelled_by: str | None = None
+    """The signal that cancelled the run (SIGINT, SIGTERM), when one did."""
+    seq: int | None = None
+    """The last event of the run's log this snapshot reflects (readers replay the rest)."""
 
     @property
     def ok(self) -> bool:

@@ -218,6 +218,11 @@ class Workspace:
         if meta is not None and meta.parent == self.common / "worktrees":
             shutil.rmtree(meta, ignore_errors=True)
 
+    def forget_worktree(self, name: str) -> None:
+        """Drop git's metadata of a harness worktree whose checkout is gone."""
+        if name.startswith("harness-") and "/" not in name and name not in (".", ".."):
+            shutil.rmtree(self.common / "worktrees" / name, ignore_errors=True)
+
     # --- commits ---------------------------------------------------------------------
 
     def commit_worktree(self, path: Path, base_commit: str, message: str) -> tuple[str | None, DiffStat]:

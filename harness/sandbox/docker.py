@@ -15,6 +15,7 @@ import re
 import threading
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from ..config import DockerSandboxConfig
@@ -113,10 +114,12 @@ class DockerSandbox:
             if not self.config.keep:
                 _remove(container)
 
-    def cleanup(self, run_id: str | None = None) -> list[str]:
+    def cleanup(self, run_id: str | None = None, run_dir: Path | None = None) -> list[str]:
         """Remove containers this backend left behind, found by label. With a run id,
-        every container of that run (running or not); without, only stopped ones,
-        so concurrent runs are never touched. Returns the removed container names."""
+        every container of that run (running or not), and with `run_dir` only those
+        that mount it (a run of the same id in another repository is left alone);
+        without, only stopped ones, so concurrent runs are never touched. Returns the
+        removed container names."""
         import docker
 
         client = docker_client()
@@ -125,12 +128,32 @@ class DockerSandbox:
         for container in client.containers.list(all=True, filters={"label": [label, SANDBOX_LABEL]}):
             if run_id is None and container.status in ("running", "restarting", "paused"):
                 continue
+            if run_dir is not None and not _mounts_under(container, run_dir):
+                continue
             try:
                 container.remove(force=True)
                 removed.append(container.name)
             except docker.errors.NotFound:
                 pass
         return removed
+
+    def stop(self, run_id: str, run_dir: Path) -> list[str]:
+        """Kill the run's running containers, found by label and by the harness dir
+        they mount (so a run of the same id in another repository is left alone); the
+        attempts waiting on them see them exit. `run` (or `cleanup`) removes them."""
+        import docker
+
+        client = docker_client()
+        stopped = []
+        for container in client.containers.list(filters={"label": [f"{RUN_LABEL}={run_id}", SANDBOX_LABEL]}):
+            if not _mounts_under(container, run_dir):
+                continue
+            try:
+                container.kill()
+                stopped.append(container.name)
+            except docker.errors.APIError:
+                pass  # it ended on its own meanwhile
+        return stopped
 
     # --- pieces --------------------------------------------------------------------
 
@@ -238,6 +261,10 @@ def _wait(container: Any, watch: OutputWatch, deadline: float) -> str | None:
             raise SandboxError(f"lost container {container.name}: {_api_message(exc)}") from None
         if watch.stalled():
             return "stalled"
+
+
+def _mounts_under(container: Any, run_dir: Path) -> bool:
+    return any(str(m.get("Source", "")).startswith(f"{run_dir}/") for m in container.attrs.get("Mounts", []))
 
 
 def _kill(container: Any) -> None:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 from ..config import LocalSandboxConfig
 from ..schema import SandboxRequest, SandboxResult
@@ -27,8 +28,15 @@ class LocalSandbox:
     def check(self) -> None:
         return None
 
-    def cleanup(self, run_id: str | None = None) -> list[str]:
+    def cleanup(self, run_id: str | None = None, run_dir: Path | None = None) -> list[str]:
         return []
+
+    def stop(self, run_id: str, run_dir: Path) -> list[str]:
+        """Kill the processes of a run, found by `HARNESS_DIR=<run_dir>/...` in their
+        environment (set for every attempt and gate run), including those a harness
+        process that is gone left behind. An agent that scrubs its environment
+        escapes this: the local sandbox isolates nothing, as said above."""
+        return [str(pid) for pid in kill_marked(f"HARNESS_DIR={run_dir}/".encode())]
 
     def run(self, req: SandboxRequest) -> SandboxResult:
         env = dict(os.environ)
@@ -85,6 +93,27 @@ class LocalSandbox:
                                  **common)
         reason = f"signal {-code}" if code < 0 else None
         return SandboxResult(exit_code=code if code >= 0 else None, reason=reason, **common)
+
+
+def kill_marked(prefix: bytes) -> list[int]:
+    """SIGKILL every process whose environment has an entry starting with `prefix`,
+    except this process. Returns their pids."""
+    me, killed = os.getpid(), []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit() or int(entry.name) == me:
+            continue
+        try:
+            with open(f"/proc/{entry.name}/environ", "rb") as fh:
+                env = fh.read()
+        except OSError:
+            continue  # gone, or not ours to read
+        if any(item.startswith(prefix) for item in env.split(b"\0")):
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+            except (ProcessLookupError, PermissionError):
+                pass
+    return killed
 
 
 def _kill_group(pid: int) -> None:

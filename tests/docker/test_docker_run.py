@@ -16,7 +16,7 @@ def test_twenty_agents_at_once_each_branch_holds_only_its_own_change(docker_daem
 id = "a{i:02d}"
 command = "echo agent-{i} > out{i:02d}.txt && id -u > uid{i:02d}.txt"
 """ for i in range(20))
-    plan = write_plan(tmp_path / "plan.toml", f'[run]\nmax_parallel = 20\nid = "dock20"\n{tasks}')
+    plan = write_plan(tmp_path / "plan.toml", f'[run]\nmax_parallel = 20\nid = "dock20"\nkeep_worktrees = "all"\n{tasks}')
     before = snapshot(repo)
     record = run_plan(plan, repo)
     assert snapshot(repo) == before

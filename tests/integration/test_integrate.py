@@ -335,7 +335,7 @@ def test_finish_order_and_plan_order(tmp_path):
     ws, store, _ = open_run(repo, "o")
     tasks = dict(record.tasks)
     tasks["x"] = tasks["x"].model_copy(update={"ended_at": tasks["z"].ended_at + timedelta(seconds=5)})
-    store.save(record.model_copy(update={"tasks": tasks}))
+    store.update(record, tasks=tasks)
     assert [s.task_id for s in integrate_run(repo, "o").steps] == ["y", "z", "x"]
     assert [s.task_id for s in integrate_run(repo, "o", order="plan").steps] == ["x", "y", "z"]
     result = CliRunner().invoke(main, ["integrate", "o", "--repo", str(repo), "--order", "given",

@@ -317,6 +317,7 @@ def test_store_events_show_and_clean(tmp_path):
         [run]
         sandbox = "local"
         id = "st"
+        keep_worktrees = "all"
 
         [[task]]
         id = "a"
@@ -327,7 +328,7 @@ def test_store_events_show_and_clean(tmp_path):
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     kinds = [e["kind"] for e in events]
-    assert kinds[0] == "run_started" and kinds[-1] == "run_finished"
+    assert kinds[:2] == ["run_created", "run_started"] and kinds[-1] == "run_ended"
     assert {"attempt_started", "attempt_finished", "task_finished"} <= set(kinds)
     assert all(e["run"] == "st" for e in events)
     assert "some output" in (run_dir / "tasks/a/1/output.log").read_text()
@@ -347,7 +348,7 @@ def test_store_events_show_and_clean(tmp_path):
 
 def test_clean_keeps_a_worktree_with_uncommitted_changes_unless_forced(tmp_path):
     repo = make_repo(tmp_path / "repo")
-    plan = _plan(tmp_path, '[run]\nsandbox = "local"\nid = "dirty"\n[[task]]\nid = "a"\ncommand = "echo a > a.txt"\n')
+    plan = _plan(tmp_path, '[run]\nsandbox = "local"\nid = "dirty"\nkeep_worktrees = "all"\n[[task]]\nid = "a"\ncommand = "echo a > a.txt"\n')
     assert harness("run", str(plan), "--repo", str(repo)).returncode == 0
     worktree = repo / ".git/harness/worktrees/dirty/a.1"
     (worktree / "user-edit.txt").write_text("precious\n")
@@ -360,7 +361,7 @@ def test_clean_keeps_a_worktree_with_uncommitted_changes_unless_forced(tmp_path)
 
 def test_worktree_is_a_real_detached_checkout(tmp_path):
     repo = make_repo(tmp_path / "repo", n_files=20)
-    plan = _plan(tmp_path, '[run]\nsandbox = "local"\nid = "wt"\n[[task]]\nid = "a"\n'
+    plan = _plan(tmp_path, '[run]\nsandbox = "local"\nid = "wt"\nkeep_worktrees = "all"\n[[task]]\nid = "a"\n'
                  'command = "git status --porcelain > ../status.txt; git rev-parse HEAD > ../head.txt"\n')
     record = run_plan(plan, repo)
     wt_parent = repo / ".git/harness/worktrees/wt"
