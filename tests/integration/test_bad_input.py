@@ -30,6 +30,36 @@ CASES = {
     "no command": ('[run]\nsandbox = "local"\n[[task]]\nid = "a"\n', "needs a command"),
     "no tasks": ('[run]\nsandbox = "local"\n', "task"),
     "bad task id": ('[run]\nsandbox = "local"\n[[task]]\nid = "a/b"\ncommand = "x"\n', "field id"),
+    # ids git refuses in refs/heads/harness/<run>/<task> or refs/harness/<run>/<task>/<n>
+    **{f"task id {tid}": (f'[run]\nsandbox = "local"\n[[task]]\nid = "{tid}"\ncommand = "x"\n',
+                          f"task {tid!r} field id: git refuses it in a ref name")
+       for tid in ("a.", "a..b", "x.lock", "b.lock")},
+    "run id a..b": ('[run]\nsandbox = "local"\nid = "a..b"\n' + GOOD_TASK, "run.id: git refuses it"),
+    "run id x.lock": ('[run]\nsandbox = "local"\nid = "x.lock"\n' + GOOD_TASK, "run.id: git refuses it"),
+    "task id integration": ('[run]\nsandbox = "local"\n[[task]]\nid = "integration"\ncommand = "x"\n',
+                            "task 'integration' field id: reserved"),
+    # time limits: finite and bounded, or no limit is enforced at all
+    "run timeout inf": ('[run]\nsandbox = "local"\ntimeout_s = inf\n' + GOOD_TASK, "run.timeout_s: Input should be a finite"),
+    "run timeout nan": ('[run]\nsandbox = "local"\ntimeout_s = nan\n' + GOOD_TASK, "run.timeout_s: Input should be a finite"),
+    "run timeout over a week": ('[run]\nsandbox = "local"\ntimeout_s = 604801\n' + GOOD_TASK,
+                                "run.timeout_s: Input should be less than or equal to 604800"),
+    "run stall inf": ('[run]\nsandbox = "local"\nstall_s = inf\n' + GOOD_TASK, "run.stall_s: Input should be a finite"),
+    "run backoff inf": ('[run]\nsandbox = "local"\nbackoff_s = inf\n' + GOOD_TASK, "run.backoff_s: Input should be a finite"),
+    "run backoff nan": ('[run]\nsandbox = "local"\nbackoff_s = nan\n' + GOOD_TASK, "run.backoff_s: Input should be a finite"),
+    "task timeout inf": ('[run]\nsandbox = "local"\n[[task]]\nid = "a"\ncommand = "x"\ntimeout_s = inf\n',
+                         "task 'a' field timeout_s: Input should be a finite"),
+    "task timeout -inf": ('[run]\nsandbox = "local"\n[[task]]\nid = "a"\ncommand = "x"\ntimeout_s = -inf\n',
+                          "task 'a' field timeout_s: Input should be a finite"),
+    "task stall nan": ('[run]\nsandbox = "local"\n[[task]]\nid = "a"\ncommand = "x"\nstall_s = nan\n',
+                       "task 'a' field stall_s: Input should be a finite"),
+    # write scopes are repo-relative paths; anything else never matches
+    **{f"write scope {glob!r}": (f'[run]\nsandbox = "local"\n[[task]]\nid = "a"\ncommand = "x"\n'
+                                 f'write_scope = ["src/**", {glob!r}]\n', f"task 'a' field write_scope.1: {why}")
+       for glob, why in (("/etc/**", "'/etc/**' is absolute"), ("../**", "'../**' leaves the repository"),
+                         ("src/../../x", "'src/../../x' leaves the repository"), ("", "an empty path glob"),
+                         ("  ", "an empty path glob"))},
+    "empty test_cmd": ('[run]\nsandbox = "local"\ntest_cmd = ""\n' + GOOD_TASK, "run.test_cmd: an empty command"),
+    "blank test_cmd": ('[run]\nsandbox = "local"\ntest_cmd = " \\t "\n' + GOOD_TASK, "run.test_cmd: an empty command"),
 }
 
 
@@ -95,3 +125,34 @@ def test_unknown_run_for_show_and_clean(tmp_path):
     repo = make_repo(tmp_path / "repo")
     for cmd in ("show", "clean"):
         _assert_one_clean_line(harness(cmd, "nope", "--repo", str(repo)), "unknown run 'nope'")
+
+
+@pytest.mark.parametrize("line,expected", [
+    ('write_scope = ["/etc/**"]', "write_scope.0: '/etc/**' is absolute"),
+    ('write_scope = ["engine/*.py", "../**"]', "write_scope.1: '../**' leaves the repository"),
+    ("timeout_s = inf", "timeout_s: Input should be a finite number"),
+    ("stall_s = nan", "stall_s: Input should be a finite number"),
+])
+def test_bad_strategy_file_is_named_and_creates_nothing(tmp_path, line, expected):
+    repo = make_repo(tmp_path / "repo")
+    strategy = tmp_path / "strategies" / "fast.toml"
+    strategy.parent.mkdir()
+    strategy.write_text(f'name = "fast"\nprompt = "go"\ncommand = "true"\n{line}\n')
+    plan = write_plan(tmp_path / "plan.toml", '[run]\nsandbox = "local"\n[[task]]\nid = "a"\n'
+                      'strategy = "strategies/fast.toml"\n')
+    before = snapshot(repo)
+    proc = harness("run", str(plan), "--repo", str(repo))
+    _assert_one_clean_line(proc, expected)
+    assert str(strategy) in proc.stderr
+    _assert_untouched(repo, before)
+
+
+@pytest.mark.parametrize("run_id", ["a..b", "x.lock", "../runs/X", "r."])
+def test_bad_run_id_option_creates_nothing(tmp_path, run_id):
+    repo = make_repo(tmp_path / "repo")
+    plan = write_plan(tmp_path / "plan.toml", '[run]\nsandbox = "local"\n' + GOOD_TASK)
+    before = snapshot(repo)
+    _assert_one_clean_line(harness("run", str(plan), "--repo", str(repo), "--run-id", run_id),
+                           f"invalid run id {run_id!r}")
+    _assert_untouched(repo, before)
+
