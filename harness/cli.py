@@ -21,6 +21,13 @@ def _stderr(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _check_run_id(run_id: str) -> None:
+    """Refuse a run id that could not name a run (`../x`, `a..b`) before opening anything."""
+    from .plan import check_run_id
+
+    check_run_id(run_id)
+
+
 def guarded(fn):
     """Turn the harness's own errors into one clear line and an exit code."""
 
@@ -86,6 +93,7 @@ def show(run_id: str, task: str | None, repo: Path, as_json: bool) -> None:
     """Show a run, or one task of it."""
     from .store import open_run
 
+    _check_run_id(run_id)
     _, _, record = open_run(repo, run_id)
     if task is None:
         click.echo(record.model_dump_json(indent=2) if as_json else render.run_detail(record))
@@ -105,6 +113,7 @@ def clean(run_id: str, repo: Path, force: bool) -> None:
     """Remove a run's worktrees and leftover sandboxes; its branches stay."""
     from .runs import clean_run
 
+    _check_run_id(run_id)
     removed = clean_run(repo, run_id, force=force)
     click.echo(f"removed {len(removed)} worktree(s)/sandbox(es) of run {run_id}; branches stay")
 
@@ -127,6 +136,7 @@ def integrate(run_id: str, repo: Path, onto: str | None, order: str, tasks: tupl
     """Fold RUN's succeeded branches into harness/RUN/integration, in memory."""
     from .integrator import integrate_run
 
+    _check_run_id(run_id)
     report = integrate_run(repo, run_id, onto=onto, order=order, policy=policy, tasks=list(tasks) or None,
                            progress=_stderr)
     click.echo(report.model_dump_json(indent=2) if as_json else render.merge_report(report))
@@ -142,6 +152,7 @@ def conflicts(run_id: str, repo: Path, as_json: bool) -> None:
     """Forecast which of RUN's agents will collide, and where, before merging."""
     from .forecast import forecast_run
 
+    _check_run_id(run_id)
     fc = forecast_run(repo, run_id)
     click.echo(fc.model_dump_json(indent=2) if as_json else render.forecast(fc))
 
@@ -167,6 +178,7 @@ def gate(run_id: str, repo: Path, test_cmd: str | None, land: str | None, rerun_
     gate started), 2 bad input."""
     from .gate import gate_run
 
+    _check_run_id(run_id)
     report = gate_run(repo, run_id, test_cmd=test_cmd, land=land, rerun_failed=rerun_failed,
                       sandbox=sandbox, check_alone=check_alone, progress=_stderr)
     click.echo(report.model_dump_json(indent=2) if as_json else render.gate_report(report))

@@ -3,9 +3,9 @@ find the culprit branches by bisecting the folded sequence (harness/bisect.py),
 rebuild the integration without them and test it again; land the exact tested
 commit on an explicit ref by compare-and-swap, only when green.
 
-`gate_run` checks its input first (a run that was integrated, a test command, a
-sandbox that can run, an existing land ref that the integration builds on) and
-raises UsageError before any test runs. A red gate is a result (GateReport with
+`gate_run` checks its input first (a valid run id of a run that was integrated, a
+test command, a sandbox that can run, an existing land ref that the integration
+builds on) and raises UsageError before any test runs. A red gate is a result (GateReport with
 status "red"), recorded in the run record and as a note on the tested commit;
 a land refused because the ref moved since the gate started raises LandRefused
 after the report is recorded.
@@ -26,6 +26,7 @@ from .config import DockerSandboxConfig, LocalSandboxConfig, RunConfig
 from .errors import GitError, LandRefused, PlanError, RepoError, UsageError
 from .gatetest import GateTester
 from .integrator import fold, integration_ref, note_text
+from .plan import check_run_id
 from .sandbox import get_sandbox
 from .schema import (ConflictRecord, FailureInfo, FoldResult, GateReport, GateRun, MergeReport,
                      RunRecord, TaskStatus, utcnow)
@@ -57,6 +58,7 @@ class _Input:
 def check_gate_input(repo: Path | str, run_id: str, *, test_cmd: str | None = None,
                      land: str | None = None, sandbox: str | None = None) -> _Input:
     """Everything the gate needs, validated. Raises UsageError (exit 2) and creates nothing."""
+    check_run_id(run_id)
     ws, store, record = open_run(repo, run_id)
     merge = record.merge
     if merge is None:

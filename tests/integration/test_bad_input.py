@@ -5,6 +5,10 @@ from __future__ import annotations
 import pytest
 
 from gitutil import git, harness, make_repo, snapshot, write_plan
+from harness.errors import UsageError
+from harness.forecast import forecast_run
+from harness.gate import gate_run
+from harness.integrator import integrate_run
 
 GOOD_TASK = '[[task]]\nid = "a"\ncommand = "echo a > a.txt"\n'
 
@@ -155,4 +159,59 @@ def test_bad_run_id_option_creates_nothing(tmp_path, run_id):
     _assert_one_clean_line(harness("run", str(plan), "--repo", str(repo), "--run-id", run_id),
                            f"invalid run id {run_id!r}")
     _assert_untouched(repo, before)
+
+
+def _harness_state(repo) -> dict:
+    """Everything a harness command could write: the user's part, every ref (the
+    harness's too), the run store's files byte for byte, and git's worktree list."""
+    store = repo / ".git" / "harness"
+    files = {str(p.relative_to(store)): p.read_bytes() for p in sorted(store.rglob("*")) if p.is_file()}
+    return {"user": snapshot(repo), "refs": git(repo, "for-each-ref", "--format=%(refname) %(objectname)"),
+            "store": files, "worktrees": git(repo, "worktree", "list", "--porcelain")}
+
+
+@pytest.fixture
+def integrated(tmp_path):
+    """A repository with a real run `X`, integrated; `../runs/X` once reached it."""
+    repo = make_repo(tmp_path / "repo")
+    plan = write_plan(tmp_path / "plan.toml", '[run]\nsandbox = "local"\nid = "X"\ntest_cmd = "true"\n'
+                      + GOOD_TASK)
+    assert harness("run", str(plan), "--repo", str(repo)).returncode == 0
+    assert harness("integrate", "X", "--repo", str(repo)).returncode == 0
+    return repo
+
+
+RUN_ID_COMMANDS = {
+    "show": ("show", "{id}"),
+    "show task": ("show", "{id}", "a"),
+    "clean": ("clean", "{id}", "--force"),
+    "integrate": ("integrate", "{id}"),
+    "gate": ("gate", "{id}", "--test-cmd", "true"),
+    "conflicts": ("conflicts", "{id}"),
+    "bench report": ("bench", "report", "{id}"),
+    "bench compare first": ("bench", "compare", "{id}", "X"),
+    "bench compare second": ("bench", "compare", "X", "{id}"),
+}
+
+
+@pytest.mark.parametrize("command", sorted(RUN_ID_COMMANDS))
+def test_every_command_refuses_a_bad_run_id_and_touches_nothing(integrated, command):
+    repo = integrated
+    before = _harness_state(repo)
+    for run_id in ("../runs/X", "a..b", "x.lock", "X."):
+        args = [a.replace("{id}", run_id) for a in RUN_ID_COMMANDS[command]]
+        proc = harness(*args, "--repo", str(repo))
+        _assert_one_clean_line(proc, f"invalid run id {run_id!r}")
+        assert proc.stdout == ""
+        assert _harness_state(repo) == before, (command, run_id)
+
+
+def test_library_entry_points_refuse_a_bad_run_id(integrated):
+    before = _harness_state(integrated)
+    for call in (lambda r: integrate_run(integrated, r), lambda r: gate_run(integrated, r, test_cmd="true"),
+                 lambda r: forecast_run(integrated, r)):
+        for run_id in ("../runs/X", "X.lock"):
+            with pytest.raises(UsageError, match="invalid run id"):
+                call(run_id)
+    assert _harness_state(integrated) == before
 
