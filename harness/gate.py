@@ -4,7 +4,7 @@ rebuild the integration without them and test it again; land the exact tested
 commit on an explicit ref by compare-and-swap, only when green.
 
 `gate_run` checks its input first (a valid run id of a run that was integrated, a
-test command, a sandbox that can run, an existing land ref that the integration
+test command that is not empty, a sandbox that can run, an existing land ref that the integration
 builds on) and raises UsageError before any test runs. A red gate is a result (GateReport with
 status "red"), recorded in the run record and as a note on the tested commit;
 a land refused because the ref moved since the gate started raises LandRefused
@@ -59,6 +59,8 @@ def check_gate_input(repo: Path | str, run_id: str, *, test_cmd: str | None = No
                      land: str | None = None, sandbox: str | None = None) -> _Input:
     """Everything the gate needs, validated. Raises UsageError (exit 2) and creates nothing."""
     check_run_id(run_id)
+    if test_cmd is not None and not test_cmd.strip():
+        raise UsageError("--test-cmd is empty; give the command that runs the tests")
     ws, store, record = open_run(repo, run_id)
     merge = record.merge
     if merge is None:
@@ -75,7 +77,7 @@ def check_gate_input(repo: Path | str, run_id: str, *, test_cmd: str | None = No
     except ValidationError as exc:
         raise PlanError(f"run {run_id!r}: its recorded plan has an invalid [run] table: "
                         f"{exc.errors()[0]['msg']}") from None
-    cmd = test_cmd or run.test_cmd
+    cmd = test_cmd if test_cmd is not None else run.test_cmd
     if not cmd or not cmd.strip():
         raise UsageError(f"run {run_id!r}: no test command; set [run] test_cmd in the plan "
                          "or pass --test-cmd")

@@ -215,3 +215,11 @@ def test_library_entry_points_refuse_a_bad_run_id(integrated):
                 call(run_id)
     assert _harness_state(integrated) == before
 
+
+@pytest.mark.parametrize("test_cmd", ["", "  ", "\t"])
+def test_gate_refuses_an_empty_test_command(integrated, test_cmd):
+    """Once silently replaced by the plan's test_cmd; now refused before any test runs."""
+    before = _harness_state(integrated)
+    proc = harness("gate", "X", "--test-cmd", test_cmd, "--repo", str(integrated))
+    _assert_one_clean_line(proc, "--test-cmd is empty")
+    assert _harness_state(integrated) == before
