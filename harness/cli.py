@@ -21,6 +21,13 @@ def _stderr(line: str) -> None:
     click.echo(line, err=True)
 
 
+def _check_run_id(run_id: str) -> None:
+    """Refuse a run id that could not name a run (`../x`, `a..b`) before opening anything."""
+    from .plan import check_run_id
+
+    check_run_id(run_id)
+
+
 def guarded(fn):
     """Turn the harness's own errors into one clear line and an exit code."""
 
@@ -107,6 +114,7 @@ def show(run_id: str, task: str | None, repo: Path, as_json: bool) -> None:
     """Show a run, or one task of it."""
     from .store import open_run
 
+    _check_run_id(run_id)
     _, _, record = open_run(repo, run_id)
     if task is None:
         click.echo(record.model_dump_json(indent=2) if as_json else render.run_detail(record))
@@ -126,6 +134,7 @@ def clean(run_id: str, repo: Path, force: bool) -> None:
     """Remove a run's worktrees and leftover sandboxes; its branches stay."""
     from .runs import clean_run
 
+    _check_run_id(run_id)
     removed = clean_run(repo, run_id, force=force)
     click.echo(f"removed {len(removed)} worktree(s)/sandbox(es) of run {run_id}; branches stay")
 
@@ -148,6 +157,7 @@ def integrate(run_id: str, repo: Path, onto: str | None, order: str, tasks: tupl
     """Fold RUN's succeeded branches into harness/RUN/integration, in memory."""
     from .integrator import integrate_run
 
+    _check_run_id(run_id)
     report = integrate_run(repo, run_id, onto=onto, order=order, policy=policy, tasks=list(tasks) or None,
                            progress=_stderr)
     click.echo(report.model_dump_json(indent=2) if as_json else render.merge_report(report))
@@ -163,6 +173,7 @@ def conflicts(run_id: str, repo: Path, as_json: bool) -> None:
     """Forecast which of RUN's agents will collide, and where, before merging."""
     from .forecast import forecast_run
 
+    _check_run_id(run_id)
     fc = forecast_run(repo, run_id)
     click.echo(fc.model_dump_json(indent=2) if as_json else render.forecast(fc))
 
@@ -172,7 +183,10 @@ def conflicts(run_id: str, repo: Path, as_json: bool) -> None:
 @repo_option
 @click.option("--test-cmd", help="Test command (default: the plan's [run] test_cmd).")
 @click.option("--land", metavar="REF", help="When green, move REF to the tested commit "
-              "(compare-and-swap against its value when the gate started).")
+              "(compare-and-swap against its value when the gate started). A branch checked out "
+              "in a worktree is refused, as git push refuses it.")
+@click.option("--force-land", is_flag=True, help="Land even on a branch checked out in a worktree; "
+              "that worktree's files and index stay at the old commit.")
 @click.option("--rerun-failed", is_flag=True, help="Run failing tests once more before bisecting; "
               "tests that pass then are reported flaky.")
 @click.option("--sandbox", type=click.Choice(["docker", "local"]), help="Sandbox backend (overrides the run's).")
@@ -180,16 +194,18 @@ def conflicts(run_id: str, repo: Path, as_json: bool) -> None:
               help="Do not test each culprit alone (no semantic-conflict records; fewer test runs).")
 @json_option
 @guarded
-def gate(run_id: str, repo: Path, test_cmd: str | None, land: str | None, rerun_failed: bool,
-         sandbox: str | None, check_alone: bool, as_json: bool) -> None:
+def gate(run_id: str, repo: Path, test_cmd: str | None, land: str | None, force_land: bool,
+         rerun_failed: bool, sandbox: str | None, check_alone: bool, as_json: bool) -> None:
     """Test RUN's integration in a fresh sandbox; bisect culprits when red; land when green.
 
     Exit 0 green (and landed if asked), 1 red or land refused (REF moved since the
-    gate started), 2 bad input."""
+    gate started), 2 bad input (REF checked out in a worktree without --force-land too)."""
     from .gate import gate_run
 
-    report = gate_run(repo, run_id, test_cmd=test_cmd, land=land, rerun_failed=rerun_failed,
-                      sandbox=sandbox, check_alone=check_alone, progress=_stderr)
+    _check_run_id(run_id)
+    report = gate_run(repo, run_id, test_cmd=test_cmd, land=land, force_land=force_land,
+                      rerun_failed=rerun_failed, sandbox=sandbox, check_alone=check_alone,
+                      progress=_stderr)
     click.echo(report.model_dump_json(indent=2) if as_json else render.gate_report(report))
     sys.exit(0 if report.status == "green" else 1)
 

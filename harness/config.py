@@ -11,12 +11,62 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import PlanError
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _ID_RE = re.compile(ID_PATTERN)
+WEEK_S = 7 * 24 * 3600.0
+
+
+def id_problem(value: str) -> str | None:
+    """Why `value` cannot be a run or task id, or None when it can. An id becomes a
+    component of refs/heads/harness/<run>/<task> and refs/harness/<run>/<task>/<n>,
+    anywhere in them, so git's own ref-name rules decide beyond ID_PATTERN."""
+    if not _ID_RE.match(value):
+        return "letters, digits, '.', '_' and '-' only, starting with a letter or digit, at most 64"
+    import pygit2  # here, not at import time: the CLI starts without it
+
+    if not all(pygit2.reference_is_valid_name(name)
+               for name in (f"refs/heads/harness/x/{value}", f"refs/harness/{value}/x/1")):
+        return "git refuses it in a ref name (no '..', no trailing '.', no '.lock' ending)"
+    return None
+
+
+def _git_id(value: str) -> str:
+    problem = id_problem(value)
+    if problem:
+        raise PydanticCustomError("harness_id", problem)
+    return value
+
+
+def _command(value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise PydanticCustomError("empty_command", "an empty command; leave it out instead")
+    return value
+
+
+def _scope_glob(glob: str) -> str:
+    """Scopes are matched against repo-relative paths: anything else never matches."""
+    g = glob.strip()
+    if not g:
+        raise PydanticCustomError("write_scope", "an empty path glob")
+    if g.startswith("/"):
+        raise PydanticCustomError("write_scope", "{glob} is absolute; write it relative to the "
+                                  "repository root", {"glob": repr(glob)})
+    if ".." in g.split("/"):
+        raise PydanticCustomError("write_scope", "{glob} leaves the repository ('..')", {"glob": repr(glob)})
+    return glob
+
+
+Id = Annotated[str, Field(pattern=ID_PATTERN), AfterValidator(_git_id)]
+"""A run or task id: it names branches, refs and folders."""
+Seconds = Annotated[float, Field(gt=0, le=WEEK_S, allow_inf_nan=False)]
+"""A time limit: positive, finite, at most a week (an unbounded one is no limit)."""
+Command = Annotated[str, AfterValidator(_command)]
+WriteScope = list[Annotated[str, AfterValidator(_scope_glob)]]
 
 
 class _Config(BaseModel):
@@ -94,11 +144,11 @@ class StrategyFile(_Config):
     """A command that performs the strategy deterministically."""
     files: list[str] = []
     """Files (relative to the strategy file) copied into $HARNESS_DIR/context/."""
-    write_scope: list[str] = []
-    """Path globs the strategy may change."""
-    timeout_s: float | None = None
+    write_scope: WriteScope = []
+    """Path globs the strategy may change, relative to the repository root."""
+    timeout_s: Seconds | None = None
     retries: int | None = Field(default=None, ge=0)
-    stall_s: float | None = Field(default=None, gt=0)
+    stall_s: Seconds | None = None
     max_steps: int | None = Field(default=None, ge=1)
     env: dict[str, str] = {}
 
@@ -106,7 +156,7 @@ class StrategyFile(_Config):
 class RunConfig(_Config):
     """The [run] table of a plan."""
 
-    id: str | None = Field(default=None, pattern=ID_PATTERN)
+    id: Id | None = None
     """Run id; default is generated from the time."""
     base: str = "HEAD"
     """Ref or commit every task starts from."""
@@ -114,13 +164,13 @@ class RunConfig(_Config):
     """Most agents running at once."""
     sandbox: SandboxConfig = DockerSandboxConfig()
     agent: AgentConfig = CommandAgentConfig()
-    timeout_s: float = Field(default=600.0, gt=0)
-    """Per-attempt time limit; the whole process group (or container) is killed."""
+    timeout_s: Seconds = 600.0
+    """Per-attempt time limit (at most a week); the whole process group (or container) is killed."""
     retries: int = Field(default=0, ge=0, le=20)
     """Extra attempts after a failed one."""
-    backoff_s: float = Field(default=0.5, ge=0)
+    backoff_s: float = Field(default=0.5, ge=0, le=3600, allow_inf_nan=False)
     """Wait before retry k is backoff_s * 2**(k-1)."""
-    stall_s: float | None = Field(default=None, gt=0)
+    stall_s: Seconds | None = None
     """An attempt that prints nothing for this long is stopped and ends `stalled`
     (retried like a timeout). Unset: only the timeout applies."""
     max_steps: int | None = Field(default=None, ge=1)
@@ -130,8 +180,8 @@ class RunConfig(_Config):
     """Which attempts keep their checkout once their work is committed to a ref:
     `failed` (not succeeded: a person may want to look inside), `all`, or `none`.
     The work itself is always kept on the attempt's ref."""
-    test_cmd: str | None = None
-    """Test command the gate runs on the merged result."""
+    test_cmd: Command | None = None
+    """Test command the gate runs on the merged result (not empty)."""
     env: dict[str, str] = {}
 
     _coerce = field_validator("sandbox", "agent", mode="before")(lambda cls, v: _coerce_typed(v))
@@ -140,18 +190,19 @@ class RunConfig(_Config):
 class TaskConfig(_Config):
     """One [[task]] entry of a plan."""
 
-    id: str = Field(pattern=ID_PATTERN)
+    id: Id
     prompt: str = ""
     strategy: str | None = None
     """Strategy file (relative to the plan file); the task inherits its settings."""
     command: str | None = None
     """Command for the command agent."""
-    write_scope: list[str] | None = None
+    write_scope: WriteScope | None = None
+    """Path globs the task may change, relative to the repository root."""
     depends_on: list[str] = []
     context: ContextConfig = ContextConfig()
-    timeout_s: float | None = Field(default=None, gt=0)
+    timeout_s: Seconds | None = None
     retries: int | None = Field(default=None, ge=0, le=20)
-    stall_s: float | None = Field(default=None, gt=0)
+    stall_s: Seconds | None = None
     max_steps: int | None = Field(default=None, ge=1)
     sandbox: SandboxConfig | None = None
     agent: AgentConfig | None = None
@@ -212,4 +263,4 @@ def load_strategy(path: Path) -> StrategyFile:
 
 
 def valid_id(value: str) -> bool:
-    return bool(_ID_RE.match(value))
+    return id_problem(value) is None

@@ -18,7 +18,7 @@ from typing import Mapping
 import pygit2
 
 from .hunks import Hunk, spans_collide
-from .plan import ResolvedPlan
+from .plan import ResolvedPlan, check_run_id
 from .schema import (ConflictForecast, ForecastPair, ForecastPath, ForecastTask, HunkRange, ScopeOverlap,
                      TaskStatus)
 from .store import open_run
@@ -133,7 +133,8 @@ def _latest_attempt(ws: Workspace, run_id: str, task_id: str, attempts_dir: Path
 
 def forecast_run(repo: Path | str, run_id: str, *, merge: bool = True) -> ConflictForecast:
     """Forecast the collisions of a run's tasks from their current work.
-    Raises UsageError for an unknown run. Writes nothing."""
+    Raises UsageError for an invalid or unknown run id. Writes nothing."""
+    check_run_id(run_id)
     ws, store, record = open_run(repo, run_id)
     git = ws.repo()
     base = record.base_commit

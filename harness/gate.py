@@ -3,8 +3,9 @@ find the culprit branches by bisecting the folded sequence (harness/bisect.py),
 rebuild the integration without them and test it again; land the exact tested
 commit on an explicit ref by compare-and-swap, only when green.
 
-`gate_run` checks its input first (a run that was integrated, a test command, a
-sandbox that can run, an existing land ref that the integration builds on) and
+`gate_run` checks its input first (a valid run id of a run that was integrated, a
+test command that is not empty, a sandbox that can run, an existing land ref that
+the integration builds on and that no worktree has checked out unless forced) and
 raises UsageError before any test runs. A red gate is a result (GateReport with
 status "red"), recorded in the run record and as a note on the tested commit;
 a land refused because the ref moved since the gate started raises LandRefused
@@ -26,6 +27,7 @@ from .config import DockerSandboxConfig, LocalSandboxConfig, RunConfig
 from .errors import GitError, LandRefused, PlanError, RepoError, UsageError
 from .gatetest import GateTester
 from .integrator import fold, integration_ref, note_text
+from .plan import check_run_id
 from .sandbox import get_sandbox
 from .schema import (ConflictRecord, FailureInfo, FoldResult, GateReport, GateRun, MergeReport,
                      RunRecord, TaskStatus, utcnow)
@@ -55,8 +57,14 @@ class _Input:
 
 
 def check_gate_input(repo: Path | str, run_id: str, *, test_cmd: str | None = None,
-                     land: str | None = None, sandbox: str | None = None) -> _Input:
+                     land: str | None = None, sandbox: str | None = None,
+                     force_land: bool = False) -> _Input:
     """Everything the gate needs, validated. Raises UsageError (exit 2) and creates nothing."""
+    check_run_id(run_id)
+    if test_cmd is not None and not test_cmd.strip():
+        raise UsageError("--test-cmd is empty; give the command that runs the tests")
+    if force_land and land is None:
+        raise UsageError("--force-land needs --land REF")
     ws, store, record = open_run(repo, run_id)
     merge = record.merge
     if merge is None:
@@ -73,7 +81,7 @@ def check_gate_input(repo: Path | str, run_id: str, *, test_cmd: str | None = No
     except ValidationError as exc:
         raise PlanError(f"run {run_id!r}: its recorded plan has an invalid [run] table: "
                         f"{exc.errors()[0]['msg']}") from None
-    cmd = test_cmd or run.test_cmd
+    cmd = test_cmd if test_cmd is not None else run.test_cmd
     if not cmd or not cmd.strip():
         raise UsageError(f"run {run_id!r}: no test command; set [run] test_cmd in the plan "
                          "or pass --test-cmd")
@@ -86,6 +94,8 @@ def check_gate_input(repo: Path | str, run_id: str, *, test_cmd: str | None = No
     land_ref = land_old = None
     if land is not None:
         land_ref, land_old = _land_target(ws, land, merge.base_commit)
+        if not force_land:
+            _refuse_checked_out(ws, land, land_ref)
     return _Input(ws, store, record, merge, run, cmd, cfg, land_ref, land_old)
 
 
@@ -113,6 +123,17 @@ def _land_target(ws: Workspace, name: str, base_commit: str) -> tuple[str, str]:
     return ref.name, old
 
 
+def _refuse_checked_out(ws: Workspace, name: str, ref: str) -> None:
+    """Moving the branch a worktree has checked out leaves that worktree's index and
+    files at the old commit, so `git status` there shows the landed work as reverted.
+    git push refuses the same (receive.denyCurrentBranch); so does the gate."""
+    where = ws.checked_out_branches().get(ref)
+    if where is not None:
+        raise UsageError(f"--land {name}: {ref} is checked out in {where}; landing would leave that "
+                         "worktree behind (it would show the landed work as reverted); check out "
+                         "another branch there, land elsewhere, or pass --force-land")
+
+
 class _Folds:
     """Pure folds of subsequences of the integrated branches, cached."""
 
@@ -137,13 +158,15 @@ class _Folds:
 
 
 def gate_run(repo: Path | str, run_id: str, *, test_cmd: str | None = None, land: str | None = None,
-             rerun_failed: bool = False, sandbox: str | None = None, check_alone: bool = True,
-             progress: Progress = _quiet) -> GateReport:
+             force_land: bool = False, rerun_failed: bool = False, sandbox: str | None = None,
+             check_alone: bool = True, progress: Progress = _quiet) -> GateReport:
     """Gate a run's integration; see the module docstring. Returns the GateReport
     (also in the run record and noted on the tested commit). Raises UsageError on
     bad input, SandboxUnavailable when the sandbox cannot run, LandRefused when
-    the land ref moved since the gate started."""
-    inp = check_gate_input(repo, run_id, test_cmd=test_cmd, land=land, sandbox=sandbox)
+    the land ref moved since the gate started. A land ref checked out in a worktree
+    is refused (UsageError) unless `force_land`."""
+    inp = check_gate_input(repo, run_id, test_cmd=test_cmd, land=land, sandbox=sandbox,
+                           force_land=force_land)
     with inp.store.writer("gate"):
         return _gate(inp, run_id, rerun_failed=rerun_failed, check_alone=check_alone, progress=progress)
 

@@ -14,6 +14,7 @@ from typing import Collection, Literal
 
 from .errors import RepoError, UsageError
 from .fold import Policy, Progress, Resolver, fold, merge_message, rebuild_tree
+from .plan import check_run_id
 from .schema import AgentResult, ConflictRecord, FoldResult, MergeReport, RunRecord, TaskStatus
 from .store import RunStore, open_run
 from .workspace import Workspace, branch_ref, resolve_commit
@@ -126,7 +127,7 @@ def integrate_run(repo: Path | str, run_id: str, *, onto: str | None = None, ord
     with `order="given"`) and move `harness/<run>/integration`.
 
     Checks everything first and raises UsageError/RepoError (exit 2) with no ref
-    moved: unknown run, unknown `onto`, no succeeded branches, a branch deleted or
+    moved: an invalid or unknown run id, unknown `onto`, no succeeded branches, a branch deleted or
     moved since the run. Policy `fail` stops at the first conflict and moves no ref
     (the report, status "failed", is still recorded). Returns the MergeReport, also
     saved in the run record with the unresolved conflicts.
@@ -137,6 +138,7 @@ def integrate_run(repo: Path | str, run_id: str, *, onto: str | None = None, ord
         raise UsageError("order given: name the tasks to fold, in order")
     if policy not in ("skip", "retry", "fail"):
         raise UsageError(f"unknown conflict policy {policy!r}; known: skip, retry, fail")
+    check_run_id(run_id)
     ws, store, record = open_run(repo, run_id)
     with store.writer("integrate"):
         return _integrate(ws, store, store.load(), onto=onto, order=order, policy=policy, tasks=tasks,

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import (AgentConfig, CommandAgentConfig, DockerSandboxConfig, LocalSandboxConfig, Plan,
-                     RunConfig, StrategyFile, load_plan, load_strategy, valid_id)
+                     RunConfig, StrategyFile, id_problem, load_plan, load_strategy)
 from .errors import PlanError, UsageError
 
 
@@ -90,6 +90,9 @@ def resolve(plan: Plan, path: Path | None, *, sandbox: str | None = None,
     for order, t in enumerate(plan.task):
         if t.id in out.tasks:
             raise PlanError(f"{where}: duplicate task id {t.id!r}")
+        if t.id == "integration":
+            raise PlanError(f"{where}: task 'integration' field id: reserved, harness/<run>/integration "
+                            "is the run's integration branch")
         strat: StrategyFile | None = None
         strat_dir = base_dir
         if t.strategy:
@@ -179,5 +182,8 @@ def _check_graph(plan: ResolvedPlan, where: str) -> None:
 
 
 def check_run_id(run_id: str) -> None:
-    if not valid_id(run_id):
-        raise UsageError(f"invalid run id {run_id!r}: letters, digits, '.', '_' and '-' only")
+    """Raises UsageError unless `run_id` can name a run's refs and folder; every
+    command that takes a run id calls it before opening anything."""
+    problem = id_problem(run_id)
+    if problem:
+        raise UsageError(f"invalid run id {run_id!r}: {problem}")

@@ -161,6 +161,23 @@ class Workspace:
                 raise GitError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else
                                f"cannot update {name}")
 
+    def checked_out_branches(self) -> dict[str, Path]:
+        """Each branch (full ref name) checked out in a worktree of the repository, the
+        main one or a linked one, with that worktree's path: git's own view
+        (`git worktree list`). The harness's worktrees are detached and never appear."""
+        proc = subprocess.run(["git", "-C", str(self.workdir), "worktree", "list", "--porcelain", "-z"],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise GitError(f"cannot list worktrees: {proc.stderr.strip() or proc.returncode}")
+        out: dict[str, Path] = {}
+        path = None
+        for field in proc.stdout.split("\0"):
+            if field.startswith("worktree "):
+                path = Path(field.removeprefix("worktree "))
+            elif field.startswith("branch ") and path is not None:
+                out[field.removeprefix("branch ")] = path
+        return out
+
     def write_note(self, commit: str, text: str, ref: str = NOTES_REF) -> str:
         """Attach `text` as the note of `commit` under `ref` (refs/notes/harness),
         replacing an older note. Returns the note blob id."""

@@ -36,7 +36,14 @@ harness integrate "$run_id" --repo "$repo"
 
 # 3. Gate: tests on the merged tree, culprits bisected out, land only when green.
 gate_args=(gate "$run_id" --repo "$repo" --json "${sandbox_args[@]}")
-[ -n "$land" ] && gate_args+=(--land "$land")
+if [ -n "$land" ]; then
+  # The gate refuses to land on a branch that is checked out (its tree would then
+  # look reverted). A CI checkout is throwaway: detach it so LAND_REF may move.
+  if [ "$(git -C "$repo" symbolic-ref -q --short HEAD || true)" = "${land#refs/heads/}" ]; then
+    git -C "$repo" checkout -q --detach
+  fi
+  gate_args+=(--land "$land")
+fi
 [ "${RERUN_FAILED:-0}" = 1 ] && gate_args+=(--rerun-failed)
 set +e
 harness "${gate_args[@]}" > "$out"

@@ -16,9 +16,11 @@ def _report_dir(repo: Path | None, run_id: str) -> Path:
     """The bench folder of a run: in --repo, or else in the repositories made from
     bundled examples (where `harness bench SPEC` without --repo ran)."""
     from ..errors import UsageError
+    from ..plan import check_run_id
     from ..store import open_run
     from .runner import targets_cache
 
+    check_run_id(run_id)
     if repo is not None:
         _, store, _ = open_run(repo, run_id)
         return store.dir / "bench"
@@ -56,9 +58,12 @@ def make_group(guarded, json_option) -> click.Group:
     def run(spec: Path, repo: Path | None, run_id: str | None, sandbox: str | None,
             repeats: int | None, as_json: bool) -> None:
         """Run the bench SPEC end to end and write report.json and report.html."""
+        from ..plan import check_run_id
         from .runner import run_bench
         from .summary import summary_text
 
+        if run_id is not None:
+            check_run_id(run_id)
         report, html = run_bench(spec, repo=repo, run_id=run_id, sandbox=sandbox, repeats=repeats,
                                  progress=_stderr)
         click.echo(report.model_dump_json(indent=2) if as_json else summary_text(report, html))
@@ -88,9 +93,12 @@ def make_group(guarded, json_option) -> click.Group:
     @guarded
     def compare_cmd(run_a: str, run_b: str, repo: Path | None, html_out: Path | None) -> None:
         """Compare two bench runs: baseline, integration and each strategy."""
+        from ..plan import check_run_id
         from .html import compare_reports, render_compare_html
         from .model import load_report
 
+        for run_id in (run_a, run_b):
+            check_run_id(run_id)
         a, b = (load_report(_report_dir(repo, r)) for r in (run_a, run_b))
         click.echo(compare_reports(a, b))
         if html_out:

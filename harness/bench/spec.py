@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import DockerSandboxConfig, SandboxConfig, _coerce_typed, read_toml
+from ..config import Command, DockerSandboxConfig, SandboxConfig, Seconds, _coerce_typed, id_problem, read_toml
 from ..errors import PlanError
 
 
@@ -23,8 +23,8 @@ class BenchSpec(BaseModel):
     base: str = "HEAD"
     strategies: list[str] = Field(min_length=1)
     """Strategy files or globs of them."""
-    test_cmd: str
-    bench_cmd: str
+    test_cmd: Command
+    bench_cmd: Command
     """Prints one JSON line holding the metric, e.g. {"value": 1234.5}."""
     metric: str
     unit: str = ""
@@ -32,17 +32,17 @@ class BenchSpec(BaseModel):
     repeats: int = Field(default=10, ge=3, le=1000)
     """Samples per side after warm-ups."""
     warmups: int = Field(default=1, ge=0, le=100)
-    profile_cmd: str | None = None
+    profile_cmd: Command | None = None
     """Profiles one benchmark run; `{out}` is where folded stacks go."""
     sandbox: SandboxConfig = DockerSandboxConfig()
     max_parallel: int = Field(default=4, ge=1)
-    timeout_s: float = Field(default=600, gt=0)
-    """Per agent attempt."""
+    timeout_s: Seconds = 600
+    """Per agent attempt (at most a week)."""
     retries: int = Field(default=0, ge=0)
-    stall_s: float | None = Field(default=None, gt=0)
+    stall_s: Seconds | None = None
     """An agent attempt silent for this long is stopped as stalled (retried when `retries` allows)."""
-    bench_timeout_s: float = Field(default=300, gt=0)
-    test_timeout_s: float = Field(default=600, gt=0)
+    bench_timeout_s: Seconds = 300
+    test_timeout_s: Seconds = 600
     integrate: Literal["faster", "not-slower"] = "faster"
     """Which strategies are folded into the integration (fastest first) and gated:
     "faster", those measured significantly faster; "not-slower", every one whose
@@ -87,6 +87,10 @@ def load_spec(path: Path, *, sandbox: str | None = None, repeats: int | None = N
         if not found:
             raise PlanError(f"{path}: bench.strategies: no strategy file matches {pattern!r}")
         files += [f.resolve() for f in found if f.suffix == ".toml"]
+    for f in files:  # each strategy runs as the task named by its file
+        problem = id_problem(f.stem) or ("reserved for the integration" if f.stem == "integration" else None)
+        if problem:
+            raise PlanError(f"{path}: bench.strategies: {f.name} cannot name a task: {problem}")
     target = (base / spec.target).resolve()
     if not target.is_dir():
         raise PlanError(f"{path}: bench.target: no folder {spec.target}")

@@ -321,3 +321,70 @@ def test_bad_input_exits_2_before_any_test_runs(target, tmp_path):
     assert not (ws.root / "runs" / "ok" / "gate").exists()  # nothing ran
     with pytest.raises(UsageError):
         gate_run(target, "ok", land="refs/heads/nope")
+
+
+# --- landing on a checked-out branch -------------------------------------------------
+
+
+def _refused_land(target: Path, run_id: str, args: list[str], marker: Path) -> str:
+    """Runs the gate CLI expecting the land to be refused before any test; returns the line."""
+    before = snapshot(target)
+    res = CliRunner().invoke(main, ["gate", run_id, "--repo", str(target), "--sandbox", "local",
+                                    "--test-cmd", f"touch {marker} && python3 check.py", *args])
+    assert res.exit_code == 2, res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)  # no traceback
+    [line] = res.stderr.strip().splitlines()
+    assert line.startswith("harness: ") and "Traceback" not in res.output
+    assert not marker.exists()  # refused before any test ran
+    assert snapshot(target) == before
+    ws, _, record = open_run(target, run_id)
+    assert record.gate is None and not (ws.root / "runs" / run_id / "gate").exists()
+    assert not any(e["kind"] == "gate_started" for e in RunStore(ws, run_id).events())
+    return line
+
+
+def test_land_refused_on_the_branch_checked_out_in_the_main_worktree(target, tmp_path):
+    record = integrated_run(target, "co", {"a": mod("a", 1)})
+    assert git(target, "symbolic-ref", "HEAD") == "refs/heads/main"
+    for name in ("main", "refs/heads/main"):
+        line = _refused_land(target, "co", ["--land", name], tmp_path / "ran")
+        assert f"--land {name}: refs/heads/main is checked out in {target.resolve()}" in line
+        assert "--force-land" in line
+    assert git(target, "rev-parse", "main") == record.base_commit
+    with pytest.raises(UsageError, match="checked out"):
+        gate_run(target, "co", test_cmd="python3 check.py", land="main")
+
+
+def test_land_refused_on_a_branch_checked_out_in_a_linked_worktree(target, tmp_path):
+    record = integrated_run(target, "lw", {"a": mod("a", 1)})
+    linked = tmp_path / "linked"
+    git(target, "worktree", "add", "-q", "-b", "landing", str(linked))
+    line = _refused_land(target, "lw", ["--land", "landing"], tmp_path / "ran")
+    assert f"refs/heads/landing is checked out in {linked.resolve()}" in line
+    assert git(target, "rev-parse", "landing") == record.base_commit
+    # once that worktree moves off the branch, the same land goes through
+    git(linked, "switch", "-q", "--detach")
+    res = CliRunner().invoke(main, ["gate", "lw", "--repo", str(target), "--land", "landing",
+                                    "--test-cmd", "python3 check.py", "--sandbox", "local"])
+    assert res.exit_code == 0, res.output
+    assert git(target, "rev-parse", "landing") == record.merge.head
+
+
+def test_force_land_lands_on_the_checked_out_branch(target, tmp_path):
+    record = integrated_run(target, "fl", {"a": mod("a", 1)}, test_cmd="python3 check.py")
+    before = snapshot(target)
+    runner = CliRunner()
+    res = runner.invoke(main, ["gate", "fl", "--repo", str(target), "--force-land", "--sandbox", "local"])
+    assert res.exit_code == 2 and res.stderr.strip() == "harness: --force-land needs --land REF"
+
+    res = runner.invoke(main, ["gate", "fl", "--repo", str(target), "--land", "main", "--force-land",
+                               "--sandbox", "local"])
+
+    assert res.exit_code == 0, res.output
+    assert git(target, "rev-parse", "main") == record.merge.head
+    assert open_run(target, "fl")[2].gate.landed_ref == "refs/heads/main"
+    # only the ref moved: HEAD still names main, the index and the files are the user's
+    after = snapshot(target)
+    assert {k: v for k, v in after.items() if k not in ("refs", "head_commit", "status")} == \
+        {k: v for k, v in before.items() if k not in ("refs", "head_commit", "status")}
+    assert "mods/a.py" in git(target, "status", "--porcelain")  # the reverted look --land refuses

@@ -82,3 +82,49 @@ def test_old_record_stays_readable():
     assert record.merge is None and record.gate is None and record.worktrees == []
     again = RunRecord.model_validate_json(record.model_dump_json())
     assert again == record
+
+
+@pytest.mark.parametrize("value,ok", [
+    ("a", True), ("a.b", True), ("run-1_x", True), ("A.lock.b", True),
+    ("a.", False), ("a..b", False), ("x.lock", False), (".a", False), ("a/b", False), ("../x", False),
+    ("", False), ("a" * 65, False),
+])
+def test_ids_follow_git_ref_name_rules(value, ok):
+    from harness.config import id_problem, valid_id
+
+    assert valid_id(value) is ok and (id_problem(value) is None) is ok
+
+
+SPEC = '''[bench]
+name = "x"
+target = "t"
+strategies = ["s/*.toml"]
+test_cmd = "true"
+bench_cmd = "true"
+metric = "m"
+'''
+
+
+@pytest.mark.parametrize("extra,strategy,expected", [
+    ("timeout_s = inf", "fast", "bench.timeout_s: Input should be a finite number"),
+    ("bench_timeout_s = nan", "fast", "bench.bench_timeout_s: Input should be a finite number"),
+    ("test_timeout_s = 1e12", "fast", "bench.test_timeout_s: Input should be less than or equal to 604800"),
+    ("stall_s = inf", "fast", "bench.stall_s: Input should be a finite number"),
+    ('profile_cmd = " "', "fast", "bench.profile_cmd: an empty command"),
+    ("", "a..b", "bench.strategies: a..b.toml cannot name a task: git refuses it"),
+    ("", "integration", "bench.strategies: integration.toml cannot name a task: reserved"),
+])
+def test_bench_spec_limits_commands_and_strategy_names(tmp_path, extra, strategy, expected):
+    from harness.bench.spec import load_spec
+
+    (tmp_path / "t").mkdir()
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / f"{strategy}.toml").write_text('name = "n"\nprompt = "p"\n')
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC + extra + "\n")
+    with pytest.raises(PlanError) as err:
+        load_spec(spec)
+    assert str(err.value).startswith(f"{spec}: ") and expected in str(err.value)
+    spec.write_text(SPEC.replace('test_cmd = "true"', 'test_cmd = ""'))
+    with pytest.raises(PlanError, match="bench.test_cmd: an empty command"):
+        load_spec(spec)
