@@ -100,6 +100,8 @@ def _optional_sections() -> dict:
         extra["gate"] = lambda quick: perf_gate.bench_bisect()
     except ImportError:
         pass
+    from . import perf_store
+    extra["store"] = lambda quick: perf_store.bench_store((50, 100) if quick else (100, 300))
     try:
         from . import perf_docker
         extra["docker"] = lambda quick: (perf_docker.bench_attempt_overhead(10 if quick else 30),
