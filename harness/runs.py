@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pygit2
-
 from .config import DockerSandboxConfig
 from .errors import SandboxUnavailable, UsageError
 from .orchestrator import Orchestrator, Progress, _quiet
@@ -96,7 +94,7 @@ def clean_run(repo: Path, run_id: str, *, force: bool = False) -> list[str]:
         path = Path(wt)
         if not path.exists():
             continue
-        if not force and _has_uncommitted(path):
+        if not force and ws.worktree_dirty(path):
             dirty.append(wt)
             continue
         ws.remove_worktree(path)
@@ -111,11 +109,3 @@ def clean_run(repo: Path, run_id: str, *, force: bool = False) -> list[str]:
                          "use --force to remove them anyway")
     store.event("cleaned", removed=len(removed))
     return removed
-
-
-def _has_uncommitted(path: Path) -> bool:
-    try:
-        wt = pygit2.Repository(str(path))
-    except pygit2.GitError:
-        return False
-    return any(not (flags & pygit2.enums.FileStatus.IGNORED) for flags in wt.status().values())
