@@ -9,15 +9,19 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable
 
+import pygit2
+
 from .agents import get_agent
 from .errors import GitError, HarnessError
 from .plan import ResolvedPlan, ResolvedTask
 from .protocols import Sandbox
+from .repoguard import RepoGuard
 from .sandbox import get_sandbox
-from .schema import (AgentResult, Attempt, Budget, ConflictRecord, FailureInfo, RunRecord,
+from .schema import (AgentResult, Attempt, Budget, ConflictRecord, DiffStat, FailureInfo, RunRecord,
                      SandboxResult, TaskSpec, TaskStatus, utcnow)
 from .store import RunStore
-from .workspace import Workspace, attempt_ref, branch_ref, scope_matcher, worktree_name
+from .workspace import (Workspace, WorktreeCommit, attempt_ref, branch_ref, scope_matcher,
+                        worktree_name)
 
 Progress = Callable[[str], None]
 
@@ -201,6 +205,7 @@ class Orchestrator:
             (hdir / "context" / "conflict.json").write_text(conflict.model_dump_json(indent=2))
         log_path = adir / "output.log"
         wt_path = self.ws.root / "worktrees" / run_id / f"{task.id}.{number}"
+        guard = self._repo_guard()
         started = utcnow()
         self.store.event("attempt_started", task=task.id, attempt=number, base=base_commit,
                          worktree=str(wt_path))
@@ -211,7 +216,8 @@ class Orchestrator:
         sandbox = self.sandbox_for(task)
         res: SandboxResult = get_agent(task.agent).run(spec, sandbox, wt_path, hdir, log_path)
         status = _status_of(res)
-        commit, diff = self.ws.commit_worktree(wt_path, base_commit, _message(run_id, task, number))
+        done, breach = self._commit_step(task, number, wt_path, base_commit, guard)
+        commit, diff = done.commit, done.diff
         ref = None
         violations: list[str] = []
         if commit:
@@ -232,6 +238,11 @@ class Orchestrator:
             reason = f"exit code {res.exit_code}"
         elif status == TaskStatus.succeeded and not commit:
             reason = "no changes"
+        if breach:
+            status = TaskStatus.crashed
+            reason = breach
+        if done.notes:
+            reason = "; ".join([reason, *done.notes] if reason else done.notes)
         attempt = Attempt(
             number=number, status=status, exit_code=res.exit_code, reason=reason,
             started_at=started, ended_at=utcnow(), duration_s=res.duration_s,
@@ -244,6 +255,36 @@ class Orchestrator:
                          exit_code=res.exit_code, reason=reason, duration_s=res.duration_s,
                          steps=res.steps, commit=commit)
         return attempt
+
+    def _repo_guard(self) -> RepoGuard:
+        """The run's guard on the user's repository, snapshot before the first
+        attempt of this orchestrator starts (the harness wrote nothing before)."""
+        with self._lock:
+            guard = getattr(self, "_guard", None)
+            if guard is None:
+                guard = self._guard = RepoGuard(self.ws)
+            return guard
+
+    def _commit_step(self, task: ResolvedTask, number: int, wt_path, base_commit: str,
+                     guard: RepoGuard) -> tuple[WorktreeCommit, str | None]:
+        """Commit the attempt's worktree from the host, then check that the user's
+        repository is as it was. Returns the commit and, when the commit failed or
+        the user's repository changed, why (the attempt then counts as crashed)."""
+        try:
+            done = self.ws.commit_worktree(wt_path, base_commit,
+                                           _message(self.record.run_id, task, number))
+            failed = None
+        except (GitError, pygit2.GitError, OSError) as exc:
+            done = WorktreeCommit(None, DiffStat(), [])
+            failed = f"committing the worktree failed: {exc}"
+            self.store.event("commit_failed", task=task.id, attempt=number, error=str(exc))
+        changed = guard.check()
+        if changed:
+            self.store.event("repo_guard_breach", task=task.id, attempt=number, changes=changed)
+            failed = "the user's repository changed during this attempt: " + "; ".join(changed)
+        if done.notes:
+            self.store.event("worktree_sanitized", task=task.id, attempt=number, notes=done.notes)
+        return done, failed
 
 
 def _status_of(res: SandboxResult) -> TaskStatus:
