@@ -19,7 +19,6 @@ import fcntl
 import os
 import re
 import shutil
-import stat
 import subprocess
 import threading
 from contextlib import contextmanager
@@ -27,10 +26,11 @@ from pathlib import Path
 from typing import Iterator, NamedTuple
 
 import pygit2
-from pygit2.enums import FileMode, FileStatus, RepositoryOpenFlag
+from pygit2.enums import FileStatus, RepositoryOpenFlag
 
 from .errors import GitError, RepoError
 from .schema import DiffStat
+from .staging import show_path, stage_entry
 
 AUTHOR = ("harness", "harness@localhost")
 BRANCH_PREFIX = "refs/heads/harness/"
@@ -296,10 +296,8 @@ class Workspace:
         `worktree_meta`, never from the worktree's `.git`. Raises GitError for
         any other path."""
         path = Path(os.path.abspath(path))
-        top = Path(os.path.abspath(self.root / "worktrees"))
-        real_parent = Path(os.path.realpath(path.parent))
-        if top not in path.parents or (real_parent != Path(os.path.realpath(top))
-                                       and Path(os.path.realpath(top)) not in real_parent.parents):
+        top = Path(os.path.realpath(self.root / "worktrees"))
+        if top not in (Path(os.path.realpath(path.parent)) / path.name).parents:
             raise GitError(f"refusing to remove {path}: not under {top}")
         try:
             meta = self.worktree_meta(path)
@@ -347,10 +345,10 @@ class Workspace:
         for file, flags in sorted(wt.status().items()):
             if flags & FileStatus.IGNORED:
                 continue
-            _stage(wt, index, path, os.fsencode(file.rstrip("/")), left_out)
+            stage_entry(wt, index, path, os.fsencode(file.rstrip("/")), left_out)
         tree_id = index.write_tree()
         if left_out:
-            shown = ", ".join(_show(p) for p in left_out[:5])
+            shown = ", ".join(show_path(p) for p in left_out[:5])
             more = f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""
             notes.append(f"left out of the commit: {shown}{more}")
         if tree_id == base.tree_id:
@@ -359,7 +357,7 @@ class Workspace:
         diff = wt.diff(base.tree, wt[tree_id])
         diff.find_similar()
         stats = diff.stats
-        paths = sorted({_show(f.raw_path) for d in diff.deltas for f in (d.old_file, d.new_file)})
+        paths = sorted({show_path(f.raw_path) for d in diff.deltas for f in (d.old_file, d.new_file)})
         sig = pygit2.Signature(*AUTHOR)
         commit = wt.create_commit(None, sig, sig, message, tree_id, [base.id])
         index.write()
@@ -398,63 +396,3 @@ class WorktreeCommit(NamedTuple):
 
 
 _SIMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-def _is_git_name(name: bytes) -> bool:
-    return name.lower() == b".git"
-
-
-def _show(raw: bytes) -> str:
-    return raw.decode("utf-8", "backslashreplace")
-
-
-def _stage(wt: pygit2.Repository, index: pygit2.Index, root: Path, rel: bytes,
-           left_out: list[bytes]) -> None:
-    """Put the worktree entry `rel` (bytes, repo-relative) into `index` as it is on
-    disk now: a file, a symlink, every file of a directory, or nothing when gone."""
-    if any(_is_git_name(part) for part in rel.split(b"/")):
-        left_out.append(rel)
-        return
-    full = os.path.join(os.fsencode(root), rel)
-    try:
-        st = os.lstat(full)
-    except FileNotFoundError:
-        _unstage(index, rel)
-        return
-    if stat.S_ISDIR(st.st_mode):
-        _unstage(index, rel)
-        with os.scandir(full) as entries:
-            names = sorted(e.name for e in entries)
-        for name in names:
-            child = rel + b"/" + name
-            if _is_git_name(name):
-                left_out.append(child)
-            elif not wt.path_is_ignored(os.fsdecode(child)):
-                _stage(wt, index, root, child, left_out)
-        return
-    if stat.S_ISLNK(st.st_mode):
-        oid, mode = wt.create_blob(os.readlink(full)), FileMode.LINK
-    elif stat.S_ISREG(st.st_mode):
-        with open(full, "rb") as fh:
-            oid = wt.create_blob_fromiobase(fh)
-        mode = FileMode.BLOB_EXECUTABLE if st.st_mode & stat.S_IXUSR else FileMode.BLOB
-    else:
-        left_out.append(rel)
-        return
-    _unstage_below(index, rel)
-    index.add(pygit2.IndexEntry(rel, oid, mode))
-
-
-def _unstage(index: pygit2.Index, rel: bytes) -> None:
-    try:
-        index.remove(os.fsdecode(rel))
-    except (OSError, pygit2.GitError):
-        pass
-
-
-def _unstage_below(index: pygit2.Index, rel: bytes) -> None:
-    """A file replacing a directory: drop the directory's entries first."""
-    try:
-        index.remove_directory(os.fsdecode(rel))
-    except (OSError, pygit2.GitError):
-        pass
