@@ -69,9 +69,10 @@ def commit_changes(repo: pygit2.Repository, base: str, head: str) -> Changes:
     return diff_changes(base_tree.diff_to_tree(repo[head].peel(pygit2.Tree), context_lines=0))
 
 
-def worktree_changes(path: Path, base: str) -> Changes:
-    """Uncommitted work of a live worktree (tracked and untracked), read-only."""
-    wt = pygit2.Repository(str(path))
+def worktree_changes(ws: Workspace, path: Path, base: str) -> Changes:
+    """Uncommitted work of a live worktree (tracked and untracked), read-only;
+    opened through its metadata dir, never through the agent's `.git`."""
+    wt = ws.open_worktree(path)
     return diff_changes(wt.diff(base, None, flags=WORKDIR_FLAGS, context_lines=0))
 
 
@@ -152,7 +153,7 @@ def forecast_run(repo: Path | str, run_id: str, *, merge: bool = True) -> Confli
         elif result is None:
             latest = _latest_attempt(ws, run_id, tid, store.dir / "tasks" / tid)
             if latest is not None and latest[0] == "worktree":
-                source, found = "worktree", worktree_changes(Path(latest[1]), base)
+                source, found = "worktree", worktree_changes(ws, Path(latest[1]), base)
             elif latest is not None:
                 source, head = "attempt", str(latest[1])
                 found = commit_changes(git, base, head)

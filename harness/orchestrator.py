@@ -16,11 +16,13 @@ from .agents import get_agent
 from .errors import GitError
 from .plan import ResolvedPlan, ResolvedTask
 from .protocols import Sandbox
+from .repoguard import RepoGuard
 from .sandbox import get_sandbox
-from .schema import (AgentResult, Attempt, Budget, ConflictRecord, FailureInfo, RunRecord,
-                     DiffStat, SandboxResult, TaskSpec, TaskStatus, utcnow)
+from .schema import (AgentResult, Attempt, Budget, ConflictRecord, DiffStat, FailureInfo, RunRecord,
+                     SandboxResult, TaskSpec, TaskStatus, utcnow)
 from .store import RunStore
-from .workspace import Workspace, attempt_ref, branch_ref, scope_matcher, worktree_name
+from .workspace import (Workspace, WorktreeCommit, attempt_ref, branch_ref, scope_matcher,
+                        worktree_name)
 
 Progress = Callable[[str], None]
 
@@ -281,6 +283,7 @@ class Orchestrator:
             (hdir / "context" / "conflict.json").write_text(conflict.model_dump_json(indent=2))
         log_path = adir / "output.log"
         wt_path = self.worktree_path(task.id, number)
+        guard = self._repo_guard()
         started = utcnow()
         self.store.event("attempt_started", task=task.id, attempt=number, base=base_commit,
                          worktree=str(wt_path))
@@ -307,18 +310,8 @@ class Orchestrator:
         status = _status_of(res)
         if self._cancel.is_set() and status != TaskStatus.succeeded:
             status = TaskStatus.cancelled
-        try:
-            commit, diff, ref = self.commit_attempt(task.id, number, base_commit, wt_path,
-                                                    _message(run_id, task, number))
-        except Exception as exc:
-            log = self._crash_log(task.id, exc)
-            why = f"cannot commit the attempt's work: {type(exc).__name__}: {_first_line(exc)} (see {log})"
-            return self._attempt_finished(task, Attempt(
-                number=number, status=TaskStatus.crashed, exit_code=res.exit_code, reason=why,
-                started_at=started, ended_at=utcnow(), duration_s=res.duration_s, base_commit=base_commit,
-                log_path=str(log_path), output_tail=res.output_tail[-2000:], steps=res.steps,
-                tool_trace=res.trace, sandbox=sandbox.name if sandbox else task.sandbox.type,
-                image_id=res.image_id))
+        done, ref, failed = self._commit_step(task, number, wt_path, base_commit, guard)
+        commit, diff = done.commit, done.diff
         violations: list[str] = []
         if commit:
             allowed = scope_matcher(task.write_scope)
@@ -339,6 +332,11 @@ class Orchestrator:
             reason = f"exit code {res.exit_code}"
         elif status == TaskStatus.succeeded and not commit:
             reason = "no changes"
+        if failed:
+            status = TaskStatus.crashed
+            reason = failed
+        if done.notes:
+            reason = "; ".join([reason, *done.notes] if reason else done.notes)
         attempt = Attempt(
             number=number, status=status, exit_code=res.exit_code, reason=reason,
             started_at=started, ended_at=utcnow(), duration_s=res.duration_s,
@@ -349,7 +347,7 @@ class Orchestrator:
             diff=diff if commit else None,
         )
         keep = self.plan.run.keep_worktrees
-        if keep == "none" or (keep == "failed" and status == TaskStatus.succeeded):
+        if not failed and (keep == "none" or (keep == "failed" and status == TaskStatus.succeeded)):
             self.ws.remove_worktree(wt_path)
         return self._attempt_finished(task, attempt)
 
@@ -360,16 +358,48 @@ class Orchestrator:
         return attempt
 
     def commit_attempt(self, task_id: str, number: int, base_commit: str, wt_path: Path,
-                       message: str) -> tuple[str | None, DiffStat, str | None]:
-        """Commit what the attempt left in its worktree and point its attempt ref at
-        it. Returns (commit or None when nothing changed, the diff, the ref)."""
-        commit, diff = self.ws.commit_worktree(wt_path, base_commit, message)
-        if not commit:
-            return None, diff, None
+                       message: str) -> tuple[WorktreeCommit, str | None]:
+        """Commit what the attempt left in its worktree (from the host, through the git
+        dir the harness made for it) and point its attempt ref at it. Returns the
+        commit (None when nothing changed) with its diff and notes, and the ref."""
+        done = self.ws.commit_worktree(wt_path, base_commit, message)
+        if not done.commit:
+            return done, None
         failpoints.hit("commit")
         ref = attempt_ref(self.record.run_id, task_id, number)
-        self.ws.set_ref(ref, commit, message=f"harness: {task_id} attempt {number}")
-        return commit, diff, ref
+        self.ws.set_ref(ref, done.commit, message=f"harness: {task_id} attempt {number}")
+        return done, ref
+
+    def _repo_guard(self) -> RepoGuard:
+        """The run's guard on the user's repository, snapshot before the first
+        attempt of this orchestrator starts (the harness wrote nothing before)."""
+        with self._lock:
+            guard = getattr(self, "_guard", None)
+            if guard is None:
+                guard = self._guard = RepoGuard(self.ws)
+            return guard
+
+    def _commit_step(self, task: ResolvedTask, number: int, wt_path: Path, base_commit: str,
+                     guard: RepoGuard) -> tuple[WorktreeCommit, str | None, str | None]:
+        """Commit the attempt's worktree, then check that the user's repository is as
+        it was. Returns the commit, its ref and, when the commit failed or the user's
+        repository changed, why (the attempt then counts as crashed)."""
+        try:
+            done, ref = self.commit_attempt(task.id, number, base_commit, wt_path,
+                                            _message(self.record.run_id, task, number))
+            failed = None
+        except Exception as exc:
+            log = self._crash_log(task.id, exc)
+            done, ref = WorktreeCommit(None, DiffStat(), []), None
+            failed = f"cannot commit the attempt's work: {type(exc).__name__}: {_first_line(exc)} (see {log})"
+            self.store.event("commit_failed", task=task.id, attempt=number, error=str(exc))
+        changed = guard.check()
+        if changed:
+            self.store.event("repo_guard_breach", task=task.id, attempt=number, changes=changed)
+            failed = "the user's repository changed during this attempt: " + "; ".join(changed)
+        if done.notes:
+            self.store.event("worktree_sanitized", task=task.id, attempt=number, notes=done.notes)
+        return done, ref, failed
 
 
 def _status_of(res: SandboxResult) -> TaskStatus:

@@ -200,8 +200,8 @@ def _salvage_attempt(orch: Orchestrator, store: RunStore, plan: ResolvedPlan, ti
     why = "interrupted: the harness stopped while it ran"
     if wt.exists() and tid in plan.tasks:
         try:
-            commit, diff, ref_made = orch.commit_attempt(tid, n, base, wt, _message(store.run_id, plan.tasks[tid], n))
-            commit = commit or orch.ws.ref_target(ref)
+            done, _ = orch.commit_attempt(tid, n, base, wt, _message(store.run_id, plan.tasks[tid], n))
+            commit, diff = done.commit or orch.ws.ref_target(ref), done.diff if done.commit else None
         except Exception as exc:  # its worktree is beyond repair: keep it for a person to look at
             why += f"; its worktree {wt} could not be committed ({type(exc).__name__}: {exc})"
     if commit:

@@ -1,10 +1,16 @@
 """All git writes of the harness go through here.
 
-Ref names are validated, no hooks run (pygit2 runs none), and every write to the
-shared repository's refs is serialized by one lock: a thread lock inside the
-process and an flock on `<common git dir>/harness/lock` across processes.
-Worktrees are created detached, so an attempt never needs a branch of its own
-until its work is committed.
+Ref names are validated, no hooks run (pygit2 runs none; the few `git` calls pass
+`core.hooksPath=/dev/null`), and every write to the shared repository's refs is
+serialized by one lock: a thread lock inside the process and an flock on
+`<common git dir>/harness/lock` across processes. Worktrees are created detached,
+so an attempt never needs a branch of its own until its work is committed.
+
+Nothing inside a worktree is trusted: an agent can delete or rewrite its `.git`
+file, or turn it into a directory or a symlink. So a worktree is always opened
+through the metadata dir the harness created for it (`<common>/worktrees/<name>`,
+no discovery) with its path set explicitly, and its `.git` file is rewritten from
+the host before anything is committed.
 """
 
 from __future__ import annotations
@@ -17,18 +23,26 @@ import subprocess
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 import pygit2
+from pygit2.enums import FileStatus, RepositoryOpenFlag
 
 from .errors import GitError, RepoError
 from .schema import DiffStat
+from .staging import show_path, stage_entry
 
 AUTHOR = ("harness", "harness@localhost")
 BRANCH_PREFIX = "refs/heads/harness/"
 HIDDEN_PREFIX = "refs/harness/"
 NOTES_REF = "refs/notes/harness"
 _process_lock = threading.RLock()
+
+
+def open_git_dir(gitdir: Path | str) -> pygit2.Repository:
+    """The repository whose git dir is exactly `gitdir`: no search upwards, no
+    `.git` file followed. Raises pygit2.GitError when it is not one."""
+    return pygit2.Repository(str(gitdir), flags=RepositoryOpenFlag.NO_SEARCH)
 
 
 def open_repo(path: Path | str) -> pygit2.Repository:
@@ -112,12 +126,18 @@ class Workspace:
         self.common = common_dir(repo)
         self.root = self.common / "harness"
         self._repo_path = repo.path
+        self._worktree_names: dict[Path, str] = {}
 
     # --- locking and repo handles ----------------------------------------------------
 
     def repo(self) -> pygit2.Repository:
         """A fresh handle; pygit2 objects are not shared across threads."""
-        return pygit2.Repository(self._repo_path)
+        return open_git_dir(self._repo_path)
+
+    @property
+    def git_dir(self) -> Path:
+        """The git dir of the user's checkout (HEAD and index live here)."""
+        return Path(self._repo_path)
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -154,7 +174,8 @@ class Workspace:
         """Move any ref to `new` only if it still points at `old` (git's own CAS).
         The one write outside the harness's namespaces; used by an explicit land."""
         with self.lock():
-            args = ["git", "-C", str(self.workdir), "update-ref", "-m", "harness land", name, new]
+            args = ["git", "--git-dir", str(self.git_dir), "-c", "core.hooksPath=/dev/null",
+                    "update-ref", "-m", "harness land", name, new]
             args.append(old if old is not None else "0" * 40)
             proc = subprocess.run(args, capture_output=True, text=True)
             if proc.returncode != 0:
@@ -198,8 +219,10 @@ class Workspace:
     def create_worktree(self, name: str, path: Path, commit_id: str) -> Path:
         """A detached worktree of `commit_id` at `path`, known to git as `name`
         (so `git worktree list` shows it and git commands work inside it)."""
+        if not _SIMPLE_NAME.match(name):
+            raise GitError(f"invalid worktree name {name!r}")
         meta = self.common / "worktrees" / name
-        path = path.resolve()
+        path = Path(os.path.abspath(path))
         with self.lock():
             if meta.exists() or path.exists():
                 raise GitError(f"worktree {name} already exists")
@@ -207,9 +230,10 @@ class Workspace:
             (meta / "gitdir").write_text(f"{path / '.git'}\n")
             (meta / "commondir").write_text("../..\n")
             (meta / "HEAD").write_text(f"{commit_id}\n")
+            self._worktree_names[path] = name
         path.mkdir(parents=True)
         (path / ".git").write_text(f"gitdir: {meta}\n")
-        wt = pygit2.Repository(str(path))
+        wt = self._open_worktree(path, meta)
         commit = wt[pygit2.Oid(hex=commit_id)].peel(pygit2.Commit)
         wt.checkout_tree(commit.tree, strategy=pygit2.enums.CheckoutStrategy.FORCE)
         return path
@@ -223,17 +247,94 @@ class Workspace:
         finally:
             self.remove_worktree(path)
 
-    def remove_worktree(self, path: Path) -> None:
-        path = Path(path)
+    def worktree_meta(self, path: Path) -> Path:
+        """The metadata dir the harness created for the worktree at `path`, found
+        from what the harness wrote (its own map, else the `gitdir` files under the
+        common dir), never from the worktree. Raises GitError for a path that is
+        not one of the harness's worktrees."""
+        path = Path(os.path.abspath(path))
+        name = self._worktree_names.get(path)
+        if name is None:
+            wanted = str(path / ".git")
+            for gitdir_file in (self.common / "worktrees").glob("*/gitdir"):
+                try:
+                    if gitdir_file.read_text().strip() == wanted:
+                        name = gitdir_file.parent.name
+                        break
+                except OSError:
+                    continue
+        if name is None or not _SIMPLE_NAME.match(name):
+            raise GitError(f"{path}: not a worktree of this repository's harness")
+        self._worktree_names[path] = name
+        return self.common / "worktrees" / name
+
+    def _open_worktree(self, path: Path, meta: Path) -> pygit2.Repository:
+        wt = open_git_dir(meta)
+        wt.workdir = str(path)
+        return wt
+
+    def open_worktree(self, path: Path) -> pygit2.Repository:
+        """A handle on the worktree at `path` through its metadata dir, for reading
+        (say, the live changes of a running agent). Raises GitError."""
+        path = Path(os.path.abspath(path))
+        return self._open_worktree(path, self.worktree_meta(path))
+
+    def restore_gitfile(self, path: Path) -> str | None:
+        """Rewrite the worktree's `.git` file to point at its metadata dir, removing
+        whatever the agent left there. Returns what was replaced, or None."""
+        path = Path(os.path.abspath(path))
+        meta = self.worktree_meta(path)
         gitfile = path / ".git"
-        meta = None
-        if gitfile.is_file():
-            text = gitfile.read_text().strip()
-            if text.startswith("gitdir:"):
-                meta = Path(text.split(":", 1)[1].strip())
-        shutil.rmtree(path, ignore_errors=True)
-        if meta is not None and meta.parent == self.common / "worktrees":
+        expected = f"gitdir: {meta}\n"
+        replaced = None
+        if gitfile.is_symlink():
+            replaced = "a symlink"
+            gitfile.unlink()
+        elif gitfile.is_dir():
+            replaced = "a directory"
+            shutil.rmtree(gitfile)
+        elif gitfile.exists():
+            try:
+                ok = gitfile.read_bytes() == expected.encode()
+            except OSError:
+                ok = False
+            if ok:
+                return None
+            replaced = "a file pointing elsewhere" if gitfile.is_file() else "something not a file"
+            gitfile.unlink()
+        else:
+            replaced = "nothing (it was deleted)"
+        gitfile.write_text(expected)
+        return replaced
+
+    def remove_worktree(self, path: Path) -> None:
+        """Delete a worktree of the harness and its metadata. Only paths under the
+        harness's worktrees dir are touched, and the metadata dir comes from
+        `worktree_meta`, never from the worktree's `.git`. Raises GitError for
+        any other path."""
+        path = Path(os.path.abspath(path))
+        top = Path(os.path.realpath(self.root / "worktrees"))
+        if top not in (Path(os.path.realpath(path.parent)) / path.name).parents:
+            raise GitError(f"refusing to remove {path}: not under {top}")
+        try:
+            meta = self.worktree_meta(path)
+        except GitError:
+            meta = None
+        if path.is_symlink():
+            path.unlink()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+        if meta is not None:
             shutil.rmtree(meta, ignore_errors=True)
+        self._worktree_names.pop(path, None)
+
+    def worktree_dirty(self, path: Path) -> bool:
+        """Whether the worktree holds changes nobody committed (ignored files aside)."""
+        try:
+            wt = self.open_worktree(path)
+        except (GitError, pygit2.GitError):
+            return False
+        return any(not (flags & FileStatus.IGNORED) for flags in wt.status().values())
 
     def forget_worktree(self, name: str) -> None:
         """Drop git's metadata of a harness worktree whose checkout is gone."""
@@ -242,33 +343,50 @@ class Workspace:
 
     # --- commits ---------------------------------------------------------------------
 
-    def commit_worktree(self, path: Path, base_commit: str, message: str) -> tuple[str | None, DiffStat]:
+    def commit_worktree(self, path: Path, base_commit: str, message: str) -> "WorktreeCommit":
         """Commit everything changed in the worktree (tracked, untracked, deleted;
         ignored files stay out) on top of `base_commit`, without moving any ref.
-        Returns (commit id or None when nothing changed, the diff)."""
-        wt = pygit2.Repository(str(path))
-        index = wt.index
-        for file, flags in wt.status().items():
-            if flags & pygit2.enums.FileStatus.IGNORED:
-                continue
-            if flags & pygit2.enums.FileStatus.WT_DELETED:
-                index.remove(file)
-            else:
-                index.add(file)
-        index.write()
-        tree_id = index.write_tree()
+
+        The `.git` file is restored first and the worktree opened through its
+        metadata dir, so what an agent did to `.git` can neither redirect the
+        commit nor get into it. File names are committed byte for byte, also when
+        they are not UTF-8 (`DiffStat.paths` shows such bytes as `\\xNN`).
+        Left out, and named in `notes`: any `.git` entry below the top (a nested
+        repository's files are committed, its `.git` is not), and entries that
+        are neither files, symlinks nor directories (fifos, sockets, devices).
+        Raises GitError when the worktree is not the harness's."""
+        path = Path(os.path.abspath(path))
+        notes: list[str] = []
+        replaced = self.restore_gitfile(path)
+        if replaced is not None:
+            notes.append(f"the agent's .git was {replaced}; restored from the host")
+        wt = self.open_worktree(path)
         base = wt[pygit2.Oid(hex=base_commit)].peel(pygit2.Commit)
+        index = wt.index  # the metadata dir's index: the base tree as checked out
+        left_out: list[bytes] = []
+        for file, flags in sorted(wt.status().items()):
+            if flags & FileStatus.IGNORED:
+                continue
+            stage_entry(wt, index, path, os.fsencode(file.rstrip("/")), left_out)
+        tree_id = index.write_tree()
+        if left_out:
+            shown = ", ".join(show_path(p) for p in left_out[:5])
+            more = f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""
+            notes.append(f"left out of the commit: {shown}{more}")
         if tree_id == base.tree_id:
-            return None, DiffStat()
+            index.write()
+            return WorktreeCommit(None, DiffStat(), notes)
         diff = wt.diff(base.tree, wt[tree_id])
         diff.find_similar()
         stats = diff.stats
-        paths = sorted({p for d in diff.deltas for p in (d.old_file.path, d.new_file.path)})
+        paths = sorted({show_path(f.raw_path) for d in diff.deltas for f in (d.old_file, d.new_file)})
         sig = pygit2.Signature(*AUTHOR)
         commit = wt.create_commit(None, sig, sig, message, tree_id, [base.id])
-        wt.set_head(commit)  # the worktree's own HEAD: it now reads clean at the commit
-        return str(commit), DiffStat(files_changed=stats.files_changed, insertions=stats.insertions,
-                                     deletions=stats.deletions, paths=paths)
+        index.write()
+        wt.set_head(commit)  # the worktree's own HEAD (in its metadata dir): it reads clean
+        return WorktreeCommit(str(commit), DiffStat(files_changed=stats.files_changed,
+                                                    insertions=stats.insertions,
+                                                    deletions=stats.deletions, paths=paths), notes)
 
     def merged_base(self, commits: list[str], message: str) -> str:
         """One commit that holds all of `commits`: the commit itself when there is
@@ -288,3 +406,15 @@ class Workspace:
 
 def worktree_name(run_id: str, task_id: str, attempt: int) -> str:
     return f"harness-{run_id}-{task_id}-{attempt}"
+
+
+class WorktreeCommit(NamedTuple):
+    """What `commit_worktree` made: the commit (None when nothing changed), its
+    diff against the base, and notes on what was restored or left out."""
+
+    commit: str | None
+    diff: DiffStat
+    notes: list[str]
+
+
+_SIMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

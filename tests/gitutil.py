@@ -67,3 +67,56 @@ def harness(*args: str, cwd: Path | None = None, timeout: float = 300) -> subpro
 def write_plan(path: Path, body: str) -> Path:
     path.write_text(textwrap.dedent(body))
     return path
+
+
+def make_user_repo(path: Path) -> Path:
+    """A repository as a user has it mid-work: branch `work` checked out, a staged
+    file, a modified tracked file and an untracked one."""
+    make_repo(path, {"README.md": "target\n", "src/app.py": "x = 1\n"})
+    git(path, "checkout", "-q", "-b", "work")
+    (path / "staged.txt").write_text("staged\n")
+    git(path, "add", "staged.txt")
+    (path / "src/app.py").write_text("x = 2\n")
+    (path / "untracked.txt").write_text("untracked\n")
+    git(path, "tag", "v1")
+    return path
+
+
+def user_state(repo: Path) -> dict:
+    """Everything of the user's repository the harness must never change, byte for
+    byte: HEAD, index, config, every ref outside the harness's namespaces (and
+    where symbolic refs point), and every working-tree file, untracked included."""
+    gitdir = repo / ".git"
+
+    def digest(p: Path) -> str | None:
+        return hashlib.sha256(p.read_bytes()).hexdigest() if p.exists() else None
+
+    files = {}
+    for root, dirs, names in os.walk(repo):
+        dirs[:] = [d for d in dirs if not (Path(root) == repo and d == ".git")]
+        for n in names + [d for d in dirs if os.path.islink(os.path.join(root, d))]:
+            p = Path(root) / n
+            rel = os.fsencode(p.relative_to(repo))
+            files[rel] = ("link", os.readlink(p)) if p.is_symlink() else ("file", digest(p))
+    refs = [line for line in git(repo, "for-each-ref",
+                                 "--format=%(refname) %(objectname) %(symref)").splitlines()
+            if not line.startswith(HARNESS_REFS)]
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}  # `git status` must not refresh the index
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=all"],
+                            check=True, capture_output=True, env=env).stdout
+    return {
+        "HEAD": (gitdir / "HEAD").read_bytes(),
+        "index": digest(gitdir / "index"),
+        "config": digest(gitdir / "config"),
+        "packed-refs": digest(gitdir / "packed-refs"),
+        "refs": refs,
+        "files": files,
+        "status": status,
+    }
+
+
+def tree_paths(repo: Path, commit: str) -> list[bytes]:
+    """Every path (files and directories, raw bytes) in `commit`'s tree."""
+    out = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "-t", "-z", "--name-only", commit],
+                         check=True, capture_output=True).stdout
+    return [p for p in out.split(b"\0") if p]
