@@ -126,6 +126,10 @@ class RunConfig(_Config):
     max_steps: int | None = Field(default=None, ge=1)
     """Most steps an attempt may announce by printing `::harness-step:: <what>` lines;
     the next one stops it (failed, "step budget spent"). Unset: no limit."""
+    max_log_bytes: int = Field(default=64 * 2**20, gt=0)
+    """Most bytes of an attempt's output kept in its log (default 64 MiB); past it the
+    output is counted, not written, and the log ends with one line saying how much was
+    dropped. The attempt goes on and its steps still count."""
     test_cmd: str | None = None
     """Test command the gate runs on the merged result."""
     env: dict[str, str] = {}
@@ -149,6 +153,8 @@ class TaskConfig(_Config):
     retries: int | None = Field(default=None, ge=0, le=20)
     stall_s: float | None = Field(default=None, gt=0)
     max_steps: int | None = Field(default=None, ge=1)
+    max_log_bytes: int | None = Field(default=None, gt=0)
+    """This task's log cap in bytes; unset: the run's `max_log_bytes`."""
     sandbox: SandboxConfig | None = None
     agent: AgentConfig | None = None
     env: dict[str, str] = {}
