@@ -20,7 +20,7 @@ from typing import Any
 from ..config import DockerSandboxConfig
 from ..errors import SandboxError, SandboxUnavailable
 from ..schema import SandboxRequest, SandboxResult
-from .output import DEFAULT_MAX_LOG_BYTES, TAIL_BYTES, OutputWatch
+from .output import TAIL_BYTES, OutputWatch
 
 WORKSPACE = "/workspace"
 HARNESS_DIR = "/harness"
