@@ -100,6 +100,9 @@ def _optional_sections() -> dict:
         extra["gate"] = lambda quick: perf_gate.bench_bisect()
     except ImportError:
         pass
+    from . import perf_output
+    extra["output"] = lambda quick: perf_output.bench_output_memory(
+        flood=100_000_000 if quick else 500_000_000)
     try:
         from . import perf_docker
         extra["docker"] = lambda quick: (perf_docker.bench_attempt_overhead(10 if quick else 30),
