@@ -180,6 +180,10 @@ class RunConfig(_Config):
     """Which attempts keep their checkout once their work is committed to a ref:
     `failed` (not succeeded: a person may want to look inside), `all`, or `none`.
     The work itself is always kept on the attempt's ref."""
+    max_log_bytes: int = Field(default=64 * 2**20, gt=0)
+    """Most bytes of an attempt's output kept in its log (default 64 MiB); past it the
+    output is counted, not written, and the log ends with one line saying how much was
+    dropped. The attempt goes on and its steps still count."""
     test_cmd: Command | None = None
     """Test command the gate runs on the merged result (not empty)."""
     env: dict[str, str] = {}
@@ -204,6 +208,8 @@ class TaskConfig(_Config):
     retries: int | None = Field(default=None, ge=0, le=20)
     stall_s: Seconds | None = None
     max_steps: int | None = Field(default=None, ge=1)
+    max_log_bytes: int | None = Field(default=None, gt=0)
+    """This task's log cap in bytes; unset: the run's `max_log_bytes`."""
     sandbox: SandboxConfig | None = None
     agent: AgentConfig | None = None
     env: dict[str, str] = {}

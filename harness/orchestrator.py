@@ -274,7 +274,8 @@ class Orchestrator:
             strategy=task.strategy, context_files=[f.name for f in task.context_files],
             notes=task.notes, write_scope=task.write_scope, depends_on=task.depends_on,
             budget=Budget(timeout_s=task.timeout_s, retries=task.retries, backoff_s=task.backoff_s,
-                          steps=task.max_steps, stall_s=task.stall_s),
+                          steps=task.max_steps, stall_s=task.stall_s,
+                          log_bytes=task.max_log_bytes),
             agent=task.agent, sandbox=task.sandbox, base_commit=base_commit, conflict=conflict,
             env=task.env,
         )

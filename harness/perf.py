@@ -102,6 +102,9 @@ def _optional_sections() -> dict:
         pass
     from . import perf_store
     extra["store"] = lambda quick: perf_store.bench_store((50, 100) if quick else (100, 300))
+    from . import perf_output
+    extra["output"] = lambda quick: perf_output.bench_output_memory(
+        flood=100_000_000 if quick else 500_000_000)
     try:
         from . import perf_docker
         extra["docker"] = lambda quick: (perf_docker.bench_attempt_overhead(10 if quick else 30),

@@ -32,6 +32,7 @@ class ResolvedTask:
     order: int = 0
     stall_s: float | None = None
     max_steps: int | None = None
+    max_log_bytes: int | None = None
 
 
 @dataclass
@@ -130,6 +131,7 @@ def resolve(plan: Plan, path: Path | None, *, sandbox: str | None = None,
             backoff_s=run.backoff_s,
             stall_s=_first(t.stall_s, strat.stall_s if strat else None, run.stall_s),
             max_steps=_first(t.max_steps, strat.max_steps if strat else None, run.max_steps),
+            max_log_bytes=_first(t.max_log_bytes, run.max_log_bytes),
             write_scope=t.write_scope if t.write_scope is not None else (strat.write_scope if strat else []),
             depends_on=list(t.depends_on),
             context_files=files,

@@ -61,6 +61,9 @@ class SandboxRequest(Model):
     """Stop the command when it prints nothing for this long (reason "stalled")."""
     max_steps: int | None = None
     """Stop the command when it announces more steps than this (reason "steps")."""
+    max_log_bytes: int | None = None
+    """Most output bytes written to log_path; the rest is counted and named in one
+    marker line at the end. None: the sandbox's default (64 MiB)."""
 
 
 class SandboxResult(Model):
@@ -92,6 +95,8 @@ class Budget(Model):
     """Most steps an attempt may announce (::harness-step:: lines); None: no limit."""
     stall_s: float | None = None
     """An attempt that prints nothing for this long is stopped as stalled."""
+    log_bytes: int | None = None
+    """Most bytes of output kept in the attempt's log; None: the sandbox's default."""
 
 
 class HunkRange(Model):

@@ -44,5 +44,6 @@ class CommandAgent:
             labels={"harness.run": spec.run_id, "harness.task": spec.task_id,
                     "harness.attempt": str(spec.attempt)},
             stall_s=spec.budget.stall_s, max_steps=spec.budget.steps,
+            max_log_bytes=spec.budget.log_bytes,
         )
         return sandbox.run(req)

@@ -29,24 +29,35 @@ SANDBOX_LABEL = "harness.sandbox"
 RUN_LABEL = "harness.run"
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]+")
 _HOW_TO_START = "start it with scripts/lib/docker-up.sh, or use --sandbox local"
+PUMP_DRAIN_S = 60
+"""After the container ended, how long its output stream may take to close before the
+log is sealed (it holds at most the daemon's pipe buffers, so this is a broken daemon)."""
+TAIL_ENTRIES = 64
+"""Log entries fetched when the stream broke; the daemon splits lines at 16 KiB."""
+DAEMON_LOG = {"type": "json-file", "config": {"max-size": "8m", "max-file": "2"}}
+"""The daemon's own copy of a container's output, bounded (the harness reads the
+attached stream, not this; it serves `docker logs` on a kept container and the tail
+when the stream broke)."""
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
 
 
-def docker_client() -> Any:
+def docker_client(*, streaming: bool = False) -> Any:
     """One shared SDK client per process (it is thread-safe), with a connection pool
-    big enough for many attempts streaming logs at once. Raises SandboxUnavailable."""
+    big enough for many attempts streaming logs at once. `streaming`: the client for
+    output streams, without a read timeout (an agent may be silent for long; its
+    attempt's own timeout ends the stream). Raises SandboxUnavailable."""
     try:
         import docker
     except ImportError:  # pragma: no cover - docker is a dependency
         raise SandboxUnavailable("the `docker` Python package is not installed; use --sandbox local") from None
-    key = os.environ.get("DOCKER_HOST", "")
+    key = os.environ.get("DOCKER_HOST", "") + ("#stream" if streaming else "")
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
             try:
-                client = docker.from_env(timeout=60, max_pool_size=512)
+                client = docker.from_env(timeout=None if streaming else 60, max_pool_size=512)
             except docker.errors.DockerException as exc:
                 raise SandboxUnavailable(f"Docker daemon not reachable ({_first_line(exc)}); {_HOW_TO_START}") from None
             _clients[key] = client
@@ -195,16 +206,19 @@ class DockerSandbox:
             tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={cfg.tmpfs_size},mode=1777"},
             mem_limit=cfg.memory, memswap_limit=cfg.memory, nano_cpus=int(cfg.cpus * 1e9),
             pids_limit=cfg.pids_limit, stdin_open=False, tty=False,
+            log_config=DAEMON_LOG,
         )
 
     def _run_container(self, client: Any, container: Any, req: SandboxRequest, image: str,
                        start: float) -> SandboxResult:
         import docker
 
+        stream = _attach(container)
         try:
             container.start()
         except docker.errors.APIError as exc:
             # The command could not be started (not found, not executable): data, not breakage.
+            stream.close()
             message = _api_message(exc)
             with open(req.log_path, "ab") as log:
                 log.write(f"harness: cannot start {req.command[0]!r}: {message}\n".encode())
@@ -212,22 +226,29 @@ class DockerSandbox:
                                  reason="start_failed", output_tail=message, image_id=image)
         with open(req.log_path, "ab") as log:
             watch = OutputWatch(log, stall_s=req.stall_s, max_steps=req.max_steps,
-                                on_stop=lambda: _kill(container))
-            pump = threading.Thread(target=_pump_logs, args=(container, watch), daemon=True)
+                                max_log_bytes=req.max_log_bytes, on_stop=lambda: _kill(container))
+            pump = threading.Thread(target=_pump, args=(stream, watch), daemon=True)
             pump.start()
-            why = _wait(container, watch, start + req.timeout_s)
-            if why and watch.stop(why):
-                _kill(container)
-            pump.join(timeout=10)
+            try:
+                why = _wait(container, watch, start + req.timeout_s)
+                if why and watch.stop(why):
+                    _kill(container)
+                # The container is gone; the stream ends once it delivered the rest.
+                pump.join(timeout=PUMP_DRAIN_S)
+            finally:
+                watch.close()  # a pump still running from here on only counts
+                stream.close()
             stopped = watch.stopped
         duration = time.monotonic() - start
         state = _state(container)
         text = watch.tail()
         if not watch.complete:
             # The stream broke or lagged (a loaded daemon): the stopped container still
-            # holds its whole output, so the result is never missing its last lines.
+            # holds its last output; a tail of it, never the whole log, which is as big
+            # as the daemon's log limit.
             try:
-                text = container.logs(stdout=True, stderr=True)[-TAIL_BYTES:].decode("utf-8", "replace")
+                last = container.logs(stdout=True, stderr=True, tail=TAIL_ENTRIES)
+                text = last[-TAIL_BYTES:].decode("utf-8", "replace")
             except Exception:
                 pass
         common = dict(duration_s=duration, output_tail=text, image_id=image, steps=watch.steps,
@@ -280,10 +301,28 @@ def _kill(container: Any) -> None:
         raise SandboxError(f"cannot kill container {container.name}: {_first_line(exc)}") from None
 
 
-def _pump_logs(container: Any, watch: OutputWatch) -> None:
-    """Feed the container's merged stdout+stderr to the watch as it comes."""
+def _attach(container: Any) -> Any:
+    """The container's merged stdout+stderr as a stream of chunks, attached before it
+    starts so nothing is missed. Attached, not followed from the daemon's log: the
+    daemon hands output over only as fast as the harness reads it (the agent's writes
+    block meanwhile), so nothing is lost however fast it prints and nothing piles up
+    in the daemon or the harness. Raises SandboxError, SandboxUnavailable."""
+    import docker
+    import requests
+
     try:
-        for chunk in container.logs(stream=True, follow=True, stdout=True, stderr=True):
+        return docker_client(streaming=True).api.attach(container.id, stdout=True, stderr=True,
+                                                        stream=True, logs=False)
+    except docker.errors.APIError as exc:
+        raise SandboxError(f"cannot attach to container {container.name}: {_api_message(exc)}") from None
+    except requests.exceptions.ConnectionError as exc:
+        raise SandboxUnavailable(f"Docker daemon not reachable ({_first_line(exc)}); {_HOW_TO_START}") from None
+
+
+def _pump(stream: Any, watch: OutputWatch) -> None:
+    """Feed the attached output to the watch as it comes."""
+    try:
+        for chunk in stream:
             watch.feed(chunk)
         watch.finish()
     except Exception as exc:  # a broken log stream must not hang or crash the attempt

@@ -2,6 +2,18 @@
 
 It does not isolate anything: no network, filesystem or resource limits. It exists
 for machines without Docker and for fast tests; choosing it is an explicit opt-in.
+
+What it does guarantee is that nothing the command started outlives the attempt, as
+a container's end does in the docker sandbox. Two independent nets, because each
+alone has a hole an agent can reach with one shell line:
+
+- the command runs under a keeper (`_reap.py`) that is a child subreaper: every
+  descendant stays its descendant through `setsid`, double forks and cleared
+  environments, and the keeper kills and reaps them all before it exits;
+- the keeper could itself be killed by the agent (it is the agent's parent, same
+  user), so every process also carries a per-attempt tag in its environment, and the
+  harness kills its process group and every process with the tag afterwards. Only
+  a process that both escaped a killed keeper and cleared its environment is missed.
 """
 
 from __future__ import annotations
@@ -9,13 +21,19 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from ..config import LocalSandboxConfig
 from ..schema import SandboxRequest, SandboxResult
 from .output import OutputWatch
+
+_KEEPER = str(Path(__file__).with_name("_reap.py"))
+TAG_VAR = "HARNESS_SANDBOX_TAG"
+"""Environment variable holding the attempt's tag, inherited by all it starts."""
 
 
 class LocalSandbox:
@@ -39,6 +57,7 @@ class LocalSandbox:
         return [str(pid) for pid in kill_marked(f"HARNESS_DIR={run_dir}/".encode())]
 
     def run(self, req: SandboxRequest) -> SandboxResult:
+        tag = uuid.uuid4().hex
         env = dict(os.environ)
         env.update(req.env)
         env.update(
@@ -46,20 +65,18 @@ class LocalSandbox:
             HARNESS_DIR=str(req.harness_dir),
             HARNESS_TASK_FILE=str(req.harness_dir / "task.json"),
         )
+        env[TAG_VAR] = tag
         req.log_path.parent.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         with open(req.log_path, "ab") as log:
-            try:
-                proc = subprocess.Popen(
-                    req.command, cwd=req.workspace, env=env, stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                )
-            except OSError as exc:
-                log.write(f"harness: cannot start {req.command[0]!r}: {exc}\n".encode())
+            proc, why_not = _start(req, env)
+            if why_not is not None:
+                log.write(f"harness: cannot start {req.command[0]!r}: {why_not}\n".encode())
                 return SandboxResult(exit_code=None, duration_s=time.monotonic() - start,
-                                     reason="start_failed", output_tail=str(exc))
+                                     reason="start_failed", output_tail=why_not)
+            assert proc is not None and proc.stdout is not None
             watch = OutputWatch(log, stall_s=req.stall_s, max_steps=req.max_steps,
-                                on_stop=lambda: _kill_group(proc.pid))
+                                max_log_bytes=req.max_log_bytes, on_stop=lambda: _end(proc, tag))
             done = threading.Event()
 
             def watchdog() -> None:
@@ -68,16 +85,15 @@ class LocalSandbox:
                 while not done.wait(max(0.0, min(poll, deadline - time.monotonic()))):
                     why = "timeout" if time.monotonic() >= deadline else "stalled" if watch.stalled() else None
                     if why and watch.stop(why):
-                        _kill_group(proc.pid)
+                        _end(proc, tag)
                     if watch.stopped:
                         return
 
             dog = threading.Thread(target=watchdog, daemon=True)
             dog.start()
             try:
-                assert proc.stdout is not None
-                # A killed group closes the pipe, so this loop ends when the command is
-                # stopped too, even when a grandchild kept stdout open.
+                # The keeper holds stdout until it has killed everything the command
+                # started, and a stop kills the keeper's tree, so this loop ends.
                 for chunk in iter(lambda: proc.stdout.read1(65536), b""):
                     watch.feed(chunk)
                 watch.finish()
@@ -85,7 +101,9 @@ class LocalSandbox:
             finally:
                 done.set()
                 dog.join()
-                _kill_group(proc.pid)  # nothing the agent started outlives the attempt
+                _end(proc, tag)  # nothing the agent started outlives the attempt
+                proc.stdout.close()
+                watch.close()
         duration = time.monotonic() - start
         common = dict(duration_s=duration, output_tail=watch.tail(), steps=watch.steps, trace=watch.trace)
         if watch.stopped:
@@ -96,24 +114,71 @@ class LocalSandbox:
 
 
 def kill_marked(prefix: bytes) -> list[int]:
-    """SIGKILL every process whose environment has an entry starting with `prefix`,
-    except this process. Returns their pids."""
+    """SIGKILL every process whose environment has an entry starting with `prefix`
+    (this process aside), scanning again until none is left (a process may fork
+    between two scans). Returns their pids."""
     me, killed = os.getpid(), []
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            with open(f"/proc/{entry.name}/environ", "rb") as fh:
-                env = fh.read()
-        except OSError:
-            continue  # gone, or not ours to read
-        if any(item.startswith(prefix) for item in env.split(b"\0")):
+    for _ in range(50):
+        found = False
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit() or int(entry.name) == me:
+                continue
             try:
-                os.kill(int(entry.name), signal.SIGKILL)
-                killed.append(int(entry.name))
-            except (ProcessLookupError, PermissionError):
-                pass
-    return killed
+                with open(f"/proc/{entry.name}/environ", "rb") as fh:
+                    env = fh.read()
+            except OSError:
+                continue  # gone, or not ours to read
+            if any(item.startswith(prefix) for item in env.split(b"\0")):
+                found = True
+                try:
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    killed.append(int(entry.name))
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if not found:
+            break
+        time.sleep(0.01)
+    return sorted(set(killed))
+
+
+def _start(req: SandboxRequest, env: dict[str, str]) -> tuple[subprocess.Popen | None, str | None]:
+    """Start the keeper with the command; (process, None), or (None, why it did not start)."""
+    status_r, status_w = os.pipe()
+    try:
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", _KEEPER, str(status_w), "--", *req.command], cwd=req.workspace,
+                env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True, pass_fds=(status_w,),
+            )
+        except OSError as exc:
+            return None, str(exc)
+        finally:
+            os.close(status_w)
+        status = b""
+        while chunk := os.read(status_r, 4096):
+            status += chunk
+    finally:
+        os.close(status_r)
+    if status == b"ok\n":
+        return proc, None
+    proc.wait()
+    assert proc.stdout is not None
+    proc.stdout.close()
+    return None, status.decode("utf-8", "replace").strip() or "the sandbox keeper died"
+
+
+def _end(proc: subprocess.Popen, tag: str) -> None:
+    """Stop the attempt: the keeper kills and reaps the command's whole tree; then,
+    in case the agent killed the keeper, its process group and every tagged process."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+    _kill_group(proc.pid)
+    _kill_tagged(tag)
 
 
 def _kill_group(pid: int) -> None:
@@ -121,3 +186,8 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def _kill_tagged(tag: str) -> None:
+    """SIGKILL every process whose environment holds the attempt's tag."""
+    kill_marked(f"{TAG_VAR}={tag}".encode())

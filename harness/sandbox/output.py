@@ -1,7 +1,10 @@
 """What both sandboxes do with a command's output while it runs.
 
-The merged stdout+stderr is appended to the attempt's log as it comes; the last
-TAIL_BYTES are kept for the result; lines that start with STEP_MARK are the
+The merged stdout+stderr is appended to the attempt's log as it comes, up to
+`max_log_bytes`; past that it is counted, not written, and `close` ends the log with
+one marker line saying how much was dropped. Memory never depends on how much is
+printed: the last TAIL_BYTES are kept for the result (always the latest output, cap
+or not); lines that start with STEP_MARK are the
 agent's steps (its tool trace); and the watch says when the command should be
 stopped early: no output for `stall_s` seconds ("stalled"), or more steps than
 `max_steps` ("steps"). Fed from one thread, asked from another.
@@ -24,13 +27,27 @@ STEP_MARK = b"::harness-step::"
 that starts with this; the rest of the line describes it."""
 MAX_TRACE = 1000
 MAX_STEP_TEXT = 200
+DEFAULT_MAX_LOG_BYTES = 64 * 2**20
+"""Per-attempt log cap when a request names none."""
+TRUNCATION_MARK = b"::harness-log-truncated::"
+"""Starts the one line that ends a capped log: `<mark> dropped N bytes past the cap of M`."""
+
+
+def truncation_line(dropped: int, cap: int) -> bytes:
+    return f"\n{TRUNCATION_MARK.decode()} dropped {dropped} bytes past the cap of {cap}\n".encode()
 
 
 class OutputWatch:
     def __init__(self, log: BinaryIO, *, stall_s: float | None = None, max_steps: int | None = None,
-                 on_stop: Callable[[], None] | None = None,
+                 on_stop: Callable[[], None] | None = None, max_log_bytes: int | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.log = log
+        self.max_log_bytes = max_log_bytes if max_log_bytes is not None else DEFAULT_MAX_LOG_BYTES
+        self.written = 0
+        """Bytes of output written to the log (the marker line not included)."""
+        self.dropped = 0
+        """Bytes of output seen past the cap, or after `close`: counted, not written."""
+        self._closed = False
         self.on_stop = on_stop
         self.stopped: str | None = None
         """Why the command was stopped ("timeout", "stalled", "steps"), if it was."""
@@ -49,8 +66,12 @@ class OutputWatch:
 
     def feed(self, chunk: bytes) -> None:
         with self._lock:
-            self.log.write(chunk)
-            self.log.flush()
+            room = 0 if self._closed else max(0, self.max_log_bytes - self.written)
+            if room:
+                self.log.write(chunk[:room])
+                self.log.flush()
+                self.written += min(room, len(chunk))
+            self.dropped += max(0, len(chunk) - room)
             self._last = self.clock()
             self._chunks.append(chunk)
             self._size += len(chunk)
@@ -84,6 +105,18 @@ class OutputWatch:
             over = self.max_steps is not None and self.steps > self.max_steps
         if over:
             self.stop("steps")
+
+    def close(self) -> None:
+        """The runner is done with the log: write the truncation marker (once, when
+        anything was dropped) and never touch the log again, so it may be closed even
+        while a reader thread is still feeding (that output is only counted)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self.dropped:
+                self.log.write(truncation_line(self.dropped, self.max_log_bytes))
+                self.log.flush()
 
     def _take(self, line: bytes) -> None:
         if line.startswith(STEP_MARK):

@@ -200,3 +200,46 @@ def test_run_as_invoking_user(sandbox, tmp_path):
     assert sandbox.run(req).exit_code == 0
     st = (req.workspace / "owned.txt").stat()
     assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid())
+
+
+def test_a_flood_past_the_log_cap_is_counted_not_kept(sandbox, tmp_path):
+    """50 MB of output against a 1 MiB cap: the log holds the first MiB and one
+    marker line naming the rest; the tail and the steps keep following the output."""
+    cap, flood = 2**20, 50_000_000
+    script = (f"echo '::harness-step:: before'; yes 0123456789abcdefghijklmnopqrstuvwxyz | head -c {flood}; "
+              "echo; echo '::harness-step:: after the cap'; echo LAST-LINE")
+    req = make_request(tmp_path, sh(script), timeout_s=300, max_log_bytes=cap)
+    result = sandbox.run(req)
+    assert result.exit_code == 0 and result.reason is None
+    assert result.steps == 2 and result.trace == ["before", "after the cap"]
+    assert result.output_tail.endswith("::harness-step:: after the cap\nLAST-LINE\n")
+    log = req.log_path.read_bytes()
+    kept, sep, marker = log.rpartition(b"\n::harness-log-truncated:: ")
+    assert sep and len(kept) == cap and marker.count(b"\n") == 1
+    dropped = int(marker.split()[1])
+    total = len("::harness-step:: before\n") + flood + len("\n::harness-step:: after the cap\nLAST-LINE\n")
+    assert marker == f"dropped {dropped} bytes past the cap of {cap}\n".encode()
+    assert cap + dropped == total
+    assert b"LAST-LINE" not in log
+
+
+def test_output_under_the_cap_has_no_marker(sandbox, tmp_path):
+    req = make_request(tmp_path, sh("echo small"), max_log_bytes=6)
+    assert sandbox.run(req).exit_code == 0
+    assert req.log_path.read_bytes() == b"small\n"
+
+
+def test_a_setsid_daemon_does_not_outlive_its_attempt(sandbox, tmp_path):
+    """Daemons that leave the process group (setsid), one also with an emptied
+    environment, detached from the output: all gone when the attempt ends."""
+    tag = random.randint(10**6, 10**7)
+    script = (f"setsid sleep {tag} </dev/null >/dev/null 2>&1 & "
+              f"setsid env -i sleep {tag + 1} </dev/null >/dev/null 2>&1 & "
+              f"sleep 0.5; echo started")
+    req = make_request(tmp_path, sh(script), timeout_s=60)
+    result = sandbox.run(req)
+    assert result.exit_code == 0, result.output_tail
+    assert "started" in result.output_tail
+    time.sleep(0.2)
+    left = subprocess.run(["pgrep", "-af", f"sleep {tag}"], capture_output=True, text=True).stdout
+    assert left.strip() == "", f"processes outlived the attempt: {left}"
