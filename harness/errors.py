@@ -58,3 +58,11 @@ class RunBusy(HarnessError, RuntimeError):
     """Another process is writing the run (it is still going, or integrating). Exit code 2."""
 
     exit_code = 2
+
+
+class Cancelled(HarnessError, RuntimeError):
+    """A signal stopped the work (exit code 130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, signal_name: str | None = None) -> None:
+        super().__init__(message)
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130

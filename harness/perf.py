@@ -27,6 +27,13 @@ def make_target(path: Path, n_files: int = 400) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
+def noop_plan(path: Path, n_tasks: int, max_parallel: int) -> Path:
+    """A plan of `n_tasks` agents that do nothing, in the local sandbox."""
+    tasks = "".join(f'[[task]]\nid = "t{i}"\ncommand = "true"\n' for i in range(n_tasks))
+    path.write_text(f'[run]\nsandbox = "local"\nmax_parallel = {max_parallel}\n{tasks}')
+    return path
+
+
 def bench_provision(ns=(10, 50, 100), n_files: int = 400) -> list[dict]:
     """N detached worktrees through the harness vs `git worktree add` from a shell,
     interleaved one for one so both see the same disk (its speed drifts a lot)."""
@@ -63,9 +70,7 @@ def bench_overhead(n_tasks: int = 300, max_parallel: int = 8, n_files: int = 400
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
         make_target(repo, n_files)
-        plan = Path(tmp) / "plan.toml"
-        tasks = "".join(f'[[task]]\nid = "t{i}"\ncommand = "true"\n' for i in range(n_tasks))
-        plan.write_text(f'[run]\nsandbox = "local"\nmax_parallel = {max_parallel}\n{tasks}')
+        plan = noop_plan(Path(tmp) / "plan.toml", n_tasks, max_parallel)
         t0 = time.perf_counter()
         record = run_plan(plan, repo, run_id="overhead")
         wall = time.perf_counter() - t0

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .perf import make_target
+from .perf import make_target, noop_plan
 
 
 def bench_store(ns=(100, 300), max_parallel: int = 8) -> list[dict]:
@@ -39,9 +39,7 @@ def bench_store(ns=(100, 300), max_parallel: int = 8) -> list[dict]:
             with tempfile.TemporaryDirectory() as tmp:
                 repo = Path(tmp) / "repo"
                 make_target(repo, 4)
-                plan = Path(tmp) / "plan.toml"
-                tasks = "".join(f'[[task]]\nid = "t{i}"\ncommand = "true"\n' for i in range(n))
-                plan.write_text(f'[run]\nsandbox = "local"\nmax_parallel = {max_parallel}\n{tasks}')
+                plan = noop_plan(Path(tmp) / "plan.toml", n, max_parallel)
                 t0 = time.perf_counter()
                 record = run_plan(plan, repo, run_id="store")
                 wall = time.perf_counter() - t0

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..config import Plan
-from ..errors import UsageError
+from ..errors import Cancelled, UsageError
 from ..plan import new_run_id, resolve
 from ..runs import execute, prepare_resolved
 from ..schema import AgentResult, RunRecord, TaskStatus, TestReport, utcnow
@@ -95,6 +95,9 @@ def run_bench(spec_path: Path, *, repo: Path | None = None, run_id: str | None =
 
     progress(f"bench {spec.name}: {len(plan.tasks)} strategies on {repo_path}")
     record = execute(*prepared, progress=progress)
+    if record.status == "cancelled":
+        raise Cancelled(f"bench cancelled by {record.cancelled_by}; the strategies' work is kept in run "
+                        f"{run_id} (`harness resume {run_id}` finishes the agents)", record.cancelled_by)
     base = record.base_commit
     runner = Runner(ws, store, spec, progress, clock)
     _agent_timeline(record, timeline, t0)

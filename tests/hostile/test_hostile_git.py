@@ -192,15 +192,22 @@ def test_planted_hooks_never_run(backend, repo, tmp_path):
     assert not mark.exists()
 
 
+def run_one_cleanly(tmp_path, repo, backend, task_id: str, command: str):
+    """Run one hostile task beside the bystander; the user's repository must be as it
+    was and the attempt must succeed with nothing to report. Returns (record, attempt)."""
+    before = user_state(repo)
+    record = run(tmp_path, repo, backend, _task(task_id, command))
+    assert_contained(repo, record, before, [task_id])
+    attempt = only_attempt(record, task_id)
+    assert attempt.status == TaskStatus.succeeded and attempt.reason is None, attempt.reason
+    return record, attempt
+
+
 def test_file_names_that_are_not_utf8(backend, repo, tmp_path):
     """Committed byte for byte; the diff stat shows the odd bytes escaped."""
     command = ("touch \"$(printf 'caf\\351.txt')\" && mkdir \"$(printf 'd\\377')\" && "
                "echo x > \"$(printf 'd\\377/f\\376')\"")
-    before = user_state(repo)
-    record = run(tmp_path, repo, backend, _task("bytes", command))
-    assert_contained(repo, record, before, ["bytes"])
-    attempt = only_attempt(record, "bytes")
-    assert attempt.status == TaskStatus.succeeded and attempt.reason is None, attempt.reason
+    record, attempt = run_one_cleanly(tmp_path, repo, backend, "bytes", command)
     added = set(tree_paths(repo, attempt.commit)) - set(tree_paths(repo, record.base_commit))
     assert added == {b"caf\xe9.txt", b"d\xff", b"d\xff/f\xfe"}
     assert sorted(attempt.diff.paths) == ["caf\\xe9.txt", "d\\xff/f\\xfe"]
@@ -210,11 +217,7 @@ def test_files_named_like_refs(backend, repo, tmp_path):
     command = ("mkdir -p refs/heads refs/tags objects/ab && echo a > refs/heads/main && "
                "echo b > refs/tags/v1 && echo c > HEAD && echo d > x.lock && echo e > packed-refs && "
                "echo f > index && echo g > ORIG_HEAD && echo h > objects/ab/cdef && echo i > config")
-    before = user_state(repo)
-    record = run(tmp_path, repo, backend, _task("refnames", command))
-    assert_contained(repo, record, before, ["refnames"])
-    attempt = only_attempt(record, "refnames")
-    assert attempt.status == TaskStatus.succeeded and attempt.reason is None, attempt.reason
+    record, attempt = run_one_cleanly(tmp_path, repo, backend, "refnames", command)
     assert changed(repo, record.base_commit, attempt.commit) == [
         "HEAD", "ORIG_HEAD", "config", "index", "objects/ab/cdef", "packed-refs", "refs/heads/main",
         "refs/tags/v1", "x.lock"]
@@ -224,11 +227,7 @@ def test_files_named_like_refs(backend, repo, tmp_path):
 def test_ten_thousand_small_files(backend, repo, tmp_path):
     command = ("python3 -c \"import os\nfor i in range(10000):\n    d = f'gen/{i % 100}'\n"
                "    os.makedirs(d, exist_ok=True)\n    open(f'{d}/f{i}.txt', 'w').write(str(i))\"")
-    before = user_state(repo)
-    record = run(tmp_path, repo, backend, _task("many", command))
-    assert_contained(repo, record, before, ["many"])
-    attempt = only_attempt(record, "many")
-    assert attempt.status == TaskStatus.succeeded and attempt.reason is None, attempt.reason
+    record, attempt = run_one_cleanly(tmp_path, repo, backend, "many", command)
     assert attempt.diff.files_changed == 10000
     assert git(repo, "show", f"{attempt.commit}:gen/7/f4507.txt") == "4507"
 
