@@ -1,0 +1,140 @@
+"""Defects found by a hostile review of the event-sourced store, signals/resume,
+git safety and bounded output. Each test is a minimal reproduction through the real
+CLI; they fail until the defect is fixed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from gitutil import git, make_repo, user_state, write_plan
+from harness.schema import RunRecord
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "harness", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def record(repo: Path, run_id: str) -> RunRecord:
+    proc = cli("show", run_id, "--repo", str(repo), "--json")
+    assert proc.returncode in (0, 1), proc.stderr
+    return RunRecord.model_validate_json(proc.stdout)
+
+
+def events(repo: Path, run_id: str) -> list[dict]:
+    path = repo / ".git" / "harness" / "runs" / run_id / "events.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# --- 1. resume reruns a task whose attempt had already succeeded ---------------------
+
+def test_resume_keeps_a_task_whose_attempt_succeeded_before_the_kill(tmp_path):
+    """Killed after `attempt_finished` (succeeded, branch already set) but before
+    `task_finished`: resume must not run the task again, and must not end it failed."""
+    repo = make_repo(tmp_path / "repo")
+    flag = tmp_path / "second-time"
+    plan = write_plan(tmp_path / "plan.toml", f'''
+        [run]
+        base = "main"
+        sandbox = "local"
+        timeout_s = 60
+        retries = 0
+        [[task]]
+        id = "t1"
+        prompt = "p"
+        command = "if [ -e {flag} ]; then exit 3; fi; touch {flag}; echo x > b.txt"
+        ''')
+    # events: run_created, run_started, attempt_started, attempt_finished, task_finished(5)
+    proc = cli("run", str(plan), "--repo", str(repo), "--run-id", "r", env={"HARNESS_FAILPOINTS": "event:5"})
+    assert proc.returncode == -9 or proc.returncode == 137, proc.stderr
+    assert git(repo, "rev-parse", "--verify", "refs/heads/harness/r/t1")  # the branch was set
+    proc = cli("resume", "r", "--repo", str(repo))
+    assert "Traceback" not in proc.stderr
+    rec = record(repo, "r")
+    assert rec.tasks["t1"].status.value == "succeeded", rec.tasks["t1"].exit_reason
+    assert len(rec.tasks["t1"].attempts) == 1  # the finished attempt was not run again
+    assert proc.returncode == 0
+
+
+# --- 2. one malformed event line breaks `harness status` for every run --------------
+
+def test_status_survives_a_run_whose_event_log_is_malformed(tmp_path):
+    """A well-formed JSON line of the wrong shape (an agent in the local sandbox can
+    write there; so can a bad disk) must make that one run unreadable, not crash
+    `status` (listing every run) or `show` with a traceback."""
+    repo = make_repo(tmp_path / "repo")
+    runs = repo / ".git" / "harness" / "runs"
+    for name, line in [("noplayload", {"seq": 1, "kind": "run_created", "payload": {}}),
+                       ("intrecord", {"seq": 1, "kind": "run_created", "payload": {"record": 5}})]:
+        (runs / name).mkdir(parents=True)
+        (runs / name / "events.jsonl").write_text(json.dumps(line) + "\n")
+    proc = cli("status", "--repo", str(repo))
+    assert "Traceback" not in proc.stderr, proc.stderr[-500:]
+    assert proc.returncode == 0
+    proc = cli("show", "noplayload", "--repo", str(repo))
+    assert "Traceback" not in proc.stderr, proc.stderr[-500:]
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+# --- 3. resume re-reads strategy and context files from disk -------------------------
+
+def _strategy_run(tmp_path: Path, command: str) -> tuple[Path, Path]:
+    repo = make_repo(tmp_path / "repo")
+    plans = tmp_path / "plans"
+    (plans / "strategies").mkdir(parents=True)
+    (plans / "strategies" / "s.toml").write_text(
+        f'name = "s"\nprompt = "p"\ncommand = """{command}"""\nfiles = ["notes.md"]\n')
+    (plans / "strategies" / "notes.md").write_text("notes\n")
+    plan = write_plan(plans / "plan.toml", '''
+        [run]
+        base = "main"
+        sandbox = "local"
+        timeout_s = 60
+        [[task]]
+        id = "a"
+        strategy = "strategies/s.toml"
+        ''')
+    return repo, plan
+
+
+def _kill_once_started(plan: Path, repo: Path, run_id: str) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(plan), "--repo", str(repo),
+                             "--run-id", run_id], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wt = repo / ".git" / "harness" / "worktrees" / run_id / "a.1" / "started"
+    deadline = time.monotonic() + 60
+    while not wt.exists():
+        assert time.monotonic() < deadline, "the agent never started"
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+
+
+def test_resume_runs_the_strategy_that_was_recorded_not_the_edited_file(tmp_path):
+    repo, plan = _strategy_run(tmp_path, "touch started; echo ORIGINAL > out.txt; sleep 30")
+    _kill_once_started(plan, repo, "r")
+    (plan.parent / "strategies" / "s.toml").write_text(
+        'name = "s"\nprompt = "p"\ncommand = "echo EDITED > out.txt"\nfiles = ["notes.md"]\n')
+    proc = cli("resume", "r", "--repo", str(repo))
+    assert "Traceback" not in proc.stderr
+    rec = record(repo, "r")
+    # the resumed attempt must run what the run was started with
+    assert rec.tasks["a"].attempts[-1].commit is None or \
+        git(repo, "show", f"{rec.tasks['a'].attempts[-1].commit}:out.txt") != "EDITED"
+
+
+def test_resume_of_a_run_whose_strategy_file_was_deleted_still_finishes(tmp_path):
+    repo, plan = _strategy_run(tmp_path, "touch started; echo ORIGINAL > out.txt; sleep 30")
+    _kill_once_started(plan, repo, "r")
+    import shutil
+    shutil.rmtree(plan.parent)
+    proc = cli("resume", "r", "--repo", str(repo))
+    assert "Traceback" not in proc.stderr
+    assert proc.returncode in (0, 1), proc.stderr  # not refused as bad input: the run is recorded
+    assert record(repo, "r").status == "finished"
