@@ -138,3 +138,35 @@ def test_resume_of_a_run_whose_strategy_file_was_deleted_still_finishes(tmp_path
     assert "Traceback" not in proc.stderr
     assert proc.returncode in (0, 1), proc.stderr  # not refused as bad input: the run is recorded
     assert record(repo, "r").status == "finished"
+
+
+# --- 4. a worktree the harness cannot delete is reported removed ---------------------
+
+def test_clean_does_not_claim_to_remove_a_worktree_it_could_not_delete(tmp_path):
+    """The agent makes part of its checkout undeletable (as a non-root user
+    `chmod -R a-w .` is enough, in either sandbox; as root, `chattr +i`).
+    `remove_worktree` swallows the error (rmtree ignore_errors): keep_worktrees =
+    "none" leaves the checkout behind, and `clean --force` says it removed it and
+    exits 0 while it is still there."""
+    lock = "chattr +i d" if os.geteuid() == 0 else "chmod -R a-w ."
+    repo = make_repo(tmp_path / "repo")
+    plan = write_plan(tmp_path / "plan.toml", f'''
+        [run]
+        base = "main"
+        sandbox = "local"
+        keep_worktrees = "none"
+        [[task]]
+        id = "ro"
+        prompt = "p"
+        command = "mkdir d && echo x > d/f && {lock}"
+        ''')
+    wt = repo / ".git" / "harness" / "worktrees" / "r" / "ro.1"
+    try:
+        assert cli("run", str(plan), "--repo", str(repo), "--run-id", "r").returncode == 0
+        proc = cli("clean", "r", "--repo", str(repo), "--force")
+        assert not wt.exists() or proc.returncode != 0, (
+            f"clean said {proc.stdout.strip()!r} (exit {proc.returncode}) but {wt} is still there")
+    finally:
+        if wt.exists():
+            subprocess.run(["chattr", "-R", "-i", str(wt)], capture_output=True)
+            subprocess.run(["chmod", "-R", "u+w", str(wt)], capture_output=True)
