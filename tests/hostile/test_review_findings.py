@@ -170,3 +170,29 @@ def test_clean_does_not_claim_to_remove_a_worktree_it_could_not_delete(tmp_path)
         if wt.exists():
             subprocess.run(["chattr", "-R", "-i", str(wt)], capture_output=True)
             subprocess.run(["chmod", "-R", "u+w", str(wt)], capture_output=True)
+
+
+# --- 5. a worktree swapped for a symlink: the harness follows it ---------------------
+
+def test_a_worktree_replaced_by_a_symlink_is_not_followed(tmp_path):
+    """An agent (local sandbox) replaces its checkout with a symlink to another
+    repository. `restore_gitfile` follows it and rmtree's that repository's `.git`
+    directory, then `commit_worktree` commits the other repository's files as the
+    task's work, and the task reads `succeeded`."""
+    repo = make_repo(tmp_path / "repo")
+    victim = make_repo(tmp_path / "victim", {"precious.txt": "history\n"})
+    victim_head = git(victim, "rev-parse", "HEAD")
+    plan = write_plan(tmp_path / "plan.toml", f'''
+        [run]
+        base = "main"
+        sandbox = "local"
+        [[task]]
+        id = "swap"
+        prompt = "p"
+        command = 'cd .. && rm -rf "$HARNESS_WORKSPACE" && ln -s {victim} "$HARNESS_WORKSPACE"'
+        ''')
+    proc = cli("run", str(plan), "--repo", str(repo), "--run-id", "r")
+    assert "Traceback" not in proc.stderr
+    assert (victim / ".git").is_dir(), "the harness deleted another repository's .git"
+    assert git(victim, "rev-parse", "HEAD") == victim_head
+    assert record(repo, "r").tasks["swap"].status.value != "succeeded"
