@@ -196,3 +196,33 @@ def test_a_worktree_replaced_by_a_symlink_is_not_followed(tmp_path):
     assert (victim / ".git").is_dir(), "the harness deleted another repository's .git"
     assert git(victim, "rev-parse", "HEAD") == victim_head
     assert record(repo, "r").tasks["swap"].status.value != "succeeded"
+
+
+# --- 6. a sparse file: a few bytes of disk for the agent, gigabytes for the harness --
+
+def test_a_huge_sparse_file_does_not_become_a_huge_blob_past_the_time_limit(tmp_path):
+    """`truncate -s 2G big.bin` costs the agent nothing (sparse, no disk, well within
+    its timeout), but the host-side commit reads and deflates every byte into the
+    user's object store, outside the attempt's timeout (about 10 s per GiB here;
+    `truncate -s 1T` is hours and gigabytes of .git/objects, and a checkout of that
+    branch writes a terabyte). Nothing bounds the size of a committed file."""
+    repo = make_repo(tmp_path / "repo")
+    plan = write_plan(tmp_path / "plan.toml", '''
+        [run]
+        base = "main"
+        sandbox = "local"
+        timeout_s = 5
+        [[task]]
+        id = "sparse"
+        prompt = "p"
+        command = "truncate -s 2G big.bin"
+        ''')
+    start = time.monotonic()
+    proc = cli("run", str(plan), "--repo", str(repo), "--run-id", "r")
+    took = time.monotonic() - start
+    assert "Traceback" not in proc.stderr
+    commit = record(repo, "r").tasks["sparse"].attempts[-1].commit
+    if commit:
+        tree = git(repo, "ls-tree", "-l", commit)
+        assert "big.bin" not in tree or int(git(repo, "cat-file", "-s", f"{commit}:big.bin")) < 2**30, tree
+    assert took < 15, f"a 5 s attempt took {took:.0f} s"
