@@ -226,3 +226,32 @@ def test_a_huge_sparse_file_does_not_become_a_huge_blob_past_the_time_limit(tmp_
         tree = git(repo, "ls-tree", "-l", commit)
         assert "big.bin" not in tree or int(git(repo, "cat-file", "-s", f"{commit}:big.bin")) < 2**30, tree
     assert took < 15, f"a 5 s attempt took {took:.0f} s"
+
+
+# --- 7. `harness show RUN TASK` on a live run: a running task is "bad input" ---------
+
+def test_show_a_task_of_a_live_run_that_is_still_running(tmp_path):
+    repo = make_repo(tmp_path / "repo")
+    plan = write_plan(tmp_path / "plan.toml", '''
+        [run]
+        base = "main"
+        sandbox = "local"
+        [[task]]
+        id = "slow"
+        prompt = "p"
+        command = "touch started; sleep 30"
+        ''')
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(plan), "--repo", str(repo),
+                             "--run-id", "r"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        started = repo / ".git" / "harness" / "worktrees" / "r" / "slow.1" / "started"
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        shown = cli("show", "r", "slow", "--repo", str(repo))
+        assert shown.returncode == 0, shown.stderr  # today: "run 'r' has no task 'slow'", exit 2
+        assert "slow" in shown.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
