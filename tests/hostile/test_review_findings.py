@@ -255,3 +255,38 @@ def test_show_a_task_of_a_live_run_that_is_still_running(tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=60)
+
+
+# --- 8. worktree names collide across runs: harness-<run>-<task>-<n> -----------------
+
+def _two_runs(tmp_path: Path) -> Path:
+    """Run `a` task `b-c` and run `a-b` task `c` share the worktree name harness-a-b-c-1."""
+    repo = make_repo(tmp_path / "repo")
+    for run_id, tid, cmd in [("a", "b-c", "echo mine > mine.txt; exit 1"), ("a-b", "c", "echo one > one.txt")]:
+        plan = write_plan(tmp_path / f"{run_id}.toml", f'''
+            [run]
+            base = "main"
+            sandbox = "local"
+            [[task]]
+            id = "{tid}"
+            prompt = "p"
+            command = "{cmd}"
+            ''')
+        cli("run", str(plan), "--repo", str(repo), "--run-id", run_id)
+    return repo
+
+
+def test_a_task_of_one_run_does_not_crash_on_another_runs_worktree(tmp_path):
+    repo = _two_runs(tmp_path)
+    status = record(repo, "a-b").tasks["c"].status.value
+    assert status == "succeeded", record(repo, "a-b").tasks["c"].exit_reason
+
+
+def test_clean_of_one_run_leaves_another_runs_worktrees_alone(tmp_path):
+    repo = _two_runs(tmp_path)
+    kept = repo / ".git" / "harness" / "worktrees" / "a" / "b-c.1"  # failed: kept for a person
+    assert kept.is_dir()
+    before = git(repo, "worktree", "list", "--porcelain")
+    cli("clean", "a-b", "--repo", str(repo))
+    assert git(repo, "worktree", "list", "--porcelain") == before  # run a's worktree still known to git
+    assert subprocess.run(["git", "-C", str(kept), "status"], capture_output=True).returncode == 0
