@@ -290,3 +290,34 @@ def test_clean_of_one_run_leaves_another_runs_worktrees_alone(tmp_path):
     cli("clean", "a-b", "--repo", str(repo))
     assert git(repo, "worktree", "list", "--porcelain") == before  # run a's worktree still known to git
     assert subprocess.run(["git", "-C", str(kept), "status"], capture_output=True).returncode == 0
+
+
+# --- 9. clean deletes the user's own linked worktree named harness-<run>-* -----------
+
+def test_clean_never_touches_a_users_own_worktree_named_like_the_run(tmp_path):
+    """A user reviews a run's branch the ordinary git way: `git worktree add
+    ../harness-r-review harness/r/t`. git names its metadata dir
+    `.git/worktrees/harness-r-review`, which `clean r` takes for one of its own (by
+    the prefix `harness-r-`) and deletes: the user's worktree is no longer a git
+    checkout (its HEAD and index are gone)."""
+    repo = make_repo(tmp_path / "repo")
+    plan = write_plan(tmp_path / "plan.toml", '''
+        [run]
+        base = "main"
+        sandbox = "local"
+        [[task]]
+        id = "t"
+        prompt = "p"
+        command = "echo x > x.txt"
+        ''')
+    assert cli("run", str(plan), "--repo", str(repo), "--run-id", "r").returncode == 0
+    review = tmp_path / "harness-r-review"
+    git(repo, "worktree", "add", "-q", str(review), "harness/r/t")
+    (review / "staged.txt").write_text("mine\n")
+    git(review, "add", "staged.txt")
+    before = user_state(review)
+    proc = cli("clean", "r", "--repo", str(repo))
+    assert proc.returncode == 0, proc.stderr
+    assert subprocess.run(["git", "-C", str(review), "status"], capture_output=True).returncode == 0, \
+        "the user's worktree is no longer a git checkout"
+    assert user_state(review) == before
