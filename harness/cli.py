@@ -4,6 +4,7 @@ and renders; HarnessError becomes one line on stderr and its exit code."""
 from __future__ import annotations
 
 import functools
+import json
 import sys
 from pathlib import Path
 
@@ -115,9 +116,13 @@ def show(run_id: str, task: str | None, repo: Path, as_json: bool) -> None:
     from .store import open_run
 
     _check_run_id(run_id)
-    _, _, record = open_run(repo, run_id)
+    _, store, record = open_run(repo, run_id)
     if task is None:
         click.echo(record.model_dump_json(indent=2) if as_json else render.run_detail(record))
+        return
+    if task not in record.tasks and task in record.task_order:
+        live = store.task_progress(task, record.status)
+        click.echo(json.dumps(live, indent=2) if as_json else render.task_progress(record, live))
         return
     if task not in record.tasks:
         raise UsageError(f"run {run_id!r} has no task {task!r}")

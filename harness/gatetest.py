@@ -19,7 +19,7 @@ from .protocols import Sandbox
 from .schema import GateRun, SandboxRequest, TestReport
 from .store import RunStore
 from .testreport import JUNIT_NAME, build_report, flaky_after_rerun, wrap_command
-from .workspace import Workspace
+from .workspace import Workspace, worktree_name
 
 Progress = Callable[[str], None]
 
@@ -54,7 +54,7 @@ class GateTester:
         hdir.mkdir(parents=True)
         (hdir / "gate.json").write_text(json.dumps({"run": self.store.run_id, "commit": commit,
                                                     "tasks": tasks, "purpose": purpose}, indent=1))
-        with self.ws.scratch_worktree(f"harness-{self.store.run_id}-gate-{n}", wt, commit):
+        with self.ws.scratch_worktree(worktree_name(self.store.run_id, wt.name), wt, commit):
             first = self._one(wt, hdir, gdir, commit, tasks, purpose, n, rerun=None)
             again = None
             if rerun_failed and not first.tests.ok and first.tests.failing:

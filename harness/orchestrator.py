@@ -207,13 +207,22 @@ class Orchestrator:
                                        failure=FailureInfo(kind="dependency", message=str(exc)))
             else:
                 base_commit = self.record.base_commit
-        if retries is None:
-            spent = sum(1 for a in prior if a.status != TaskStatus.cancelled)
-            retries = max(0, task.retries - spent)
+        if retries is not None:
+            runs = retries + 1
+        elif prior and prior[-1].status == TaskStatus.succeeded:
+            runs = 0  # it succeeded before the harness died; only its result was missing
+        else:
+            # A cancelled or crashed attempt (the harness or its sandbox broke) spends
+            # no retry: a resumed task gets the attempts it had left, at least one
+            # when the last one was cut short.
+            spent = sum(1 for a in prior if a.status not in (TaskStatus.cancelled, TaskStatus.crashed))
+            runs = task.retries + 1 - spent
+            if prior and prior[-1].status in (TaskStatus.cancelled, TaskStatus.crashed):
+                runs = max(runs, 1)
         if first_attempt is None:
             first_attempt = max((a.number for a in prior), default=0) + 1
         attempts: list[Attempt] = []
-        for k in range(retries + 1):
+        for k in range(max(0, runs)):
             if self._cancel.is_set():
                 break
             if k and self._cancel.wait(task.backoff_s * 2 ** (k - 1)):
@@ -228,8 +237,11 @@ class Orchestrator:
             status = TaskStatus.cancelled
         else:
             status = last.status
-        if status == TaskStatus.cancelled and (last is None or last.status != TaskStatus.cancelled):
-            reason = "cancelled before it started" + (f" ({self.cancelled_by})" if self.cancelled_by else "")
+        by = f" ({self.cancelled_by})" if self.cancelled_by else ""
+        if status == TaskStatus.cancelled and last is None:
+            reason = "cancelled before it started" + by
+        elif status == TaskStatus.cancelled and last.status != TaskStatus.cancelled:
+            reason = f"cancelled{by} after attempt {last.number} ended {last.status.value}: {_exit_reason(last)}"
         else:
             reason = _exit_reason(last)
         result = AgentResult(
@@ -288,7 +300,7 @@ class Orchestrator:
         started = utcnow()
         self.store.event("attempt_started", task=task.id, attempt=number, base=base_commit,
                          worktree=str(wt_path))
-        self.ws.create_worktree(worktree_name(run_id, task.id, number), wt_path, base_commit)
+        self.ws.create_worktree(worktree_name(run_id, wt_path.name), wt_path, base_commit)
         with self._lock:
             self.record = self.record.model_copy(
                 update={"worktrees": [*self.record.worktrees, str(wt_path)]})
@@ -349,7 +361,10 @@ class Orchestrator:
         )
         keep = self.plan.run.keep_worktrees
         if not failed and (keep == "none" or (keep == "failed" and status == TaskStatus.succeeded)):
-            self.ws.remove_worktree(wt_path)
+            try:
+                self.ws.remove_worktree(wt_path)
+            except GitError as exc:  # the agent made it undeletable: it stays for `harness clean`
+                self.store.event("worktree_kept", task=task.id, attempt=number, reason=str(exc))
         return self._attempt_finished(task, attempt)
 
     def _attempt_finished(self, task: ResolvedTask, attempt: Attempt) -> Attempt:

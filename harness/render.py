@@ -83,6 +83,19 @@ def run_detail(record: RunRecord) -> str:
     return "\n".join(lines)
 
 
+def task_progress(record: RunRecord, live: dict) -> str:
+    """A task of a run with no result yet (store.RunStore.task_progress)."""
+    lines = [f"task {live['task_id']} of run {record.run_id}: {live['status']}"]
+    cur = live.get("current")
+    if cur:
+        lines.append(f"  attempt {cur['attempt']} started {cur['started_at'][11:19]}"
+                     + (f" in {cur['worktree']}" if cur.get("worktree") else ""))
+        lines.append(f"  log      {live['log']}")
+    for a in live.get("attempts", []):
+        lines.append(f"  attempt {a.get('number', '?')}: {a.get('status')} ({a.get('reason') or ''})")
+    return "\n".join(lines)
+
+
 def task_detail(record: RunRecord, r: AgentResult) -> str:
     lines = [f"task {r.task_id} of run {record.run_id}: {r.status.value}"
              + (f" ({r.exit_reason})" if r.exit_reason else "")]

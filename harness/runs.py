@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import shutil
 import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import pygit2
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
-from .config import DockerSandboxConfig, LocalSandboxConfig, Plan
-from .errors import RecordError, SandboxUnavailable, UsageError
+from .config import AgentConfig, DockerSandboxConfig, LocalSandboxConfig, Plan, RunConfig, SandboxConfig
+from .errors import GitError, RecordError, SandboxUnavailable, UsageError
 from .orchestrator import Orchestrator, Progress, _message, _quiet
 from .forecast import plan_scope_overlaps
-from .plan import ResolvedPlan, check_run_id, new_run_id, resolve, resolve_plan
+from .plan import ResolvedPlan, ResolvedTask, check_run_id, new_run_id, resolve, resolve_plan
 from .sandbox import get_sandbox
 from .schema import AgentResult, Attempt, RunRecord, TaskStatus, utcnow
 from .store import RunStore, open_run
-from .workspace import Workspace, attempt_ref, resolve_commit, worktree_name
+from .workspace import Workspace, attempt_ref, resolve_commit
 
 
 def prepare_run(plan_path: Path, repo: Path, *, run_id: str | None = None,
@@ -38,7 +40,9 @@ def prepare_resolved(plan: ResolvedPlan, repo: Path, *, run_id: str | None = Non
     """`prepare_run` for a plan already resolved (a bench builds its own)."""
     ws = Workspace(repo)
     base = resolve_commit(ws.repo(), plan.run.base)
-    run_id = run_id or plan.run.id or new_run_id()
+    if run_id is not None:
+        check_run_id(run_id)  # an empty --run-id is refused, not replaced
+    run_id = run_id if run_id is not None else plan.run.id or new_run_id()
     check_run_id(run_id)
     store = RunStore(ws, run_id)
     if store.exists() or store.dir.exists():
@@ -90,6 +94,7 @@ def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecor
         progress(w)
     store.dir.parent.mkdir(parents=True, exist_ok=True)
     store.create(record)
+    save_resolved_plan(store, plan)
     with store.writer("run"):
         progress(f"run {record.run_id}: {len(plan.tasks)} tasks, at most {plan.run.max_parallel} at once, "
                  f"sandbox {plan.run.sandbox.type}, base {record.base_commit[:10]}")
@@ -99,28 +104,24 @@ def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecor
 
 
 def resume_run(repo: Path, run_id: str, *, progress: Progress = _quiet) -> RunRecord:
-    """Finish a run that was interrupted (its process killed) or cancelled: reap what
-    it left running (containers by label, processes by mark), keep its finished
-    tasks, commit the work of interrupted attempts to their refs, and run the rest.
-    Raises UsageError when there is nothing to resume, RunBusy when it is live."""
+    """Finish a run that was interrupted (its process killed) or cancelled, or whose
+    tasks crashed (a lost Docker daemon, say): stop what it left running (containers
+    by label, processes by mark), keep its finished tasks, commit the work of
+    interrupted attempts to their refs, and run the rest with the plan as it was
+    recorded when the run started. Raises UsageError when there is nothing to
+    resume, RunBusy when the run is live."""
     ws, store, record = open_run(repo, run_id)
-    if record.status == "finished":
-        raise UsageError(f"run {run_id!r} finished already; nothing to resume")
-    plan = recorded_plan(record)
-    sandboxes = []
-    for task in plan.tasks.values():
-        if all(task.sandbox != cfg for cfg in sandboxes):
-            sandboxes.append(task.sandbox)
-    for cfg in sandboxes:
-        get_sandbox(cfg).check()
+    _check_resumable(record)
     with store.writer("resume"):
-        record = store.load()
-        if record.status == "finished":
-            raise UsageError(f"run {run_id!r} finished already; nothing to resume")
-        orch = Orchestrator(ws, store, plan, record.model_copy(update={"status": "running"}), progress)
-        reaped = _reap(ws, store, run_id, sandboxes)
+        reaped = _reap(store, run_id)  # before anything can refuse: the dead run's agents go
         if reaped:
             progress(f"resume {run_id}: stopped {len(reaped)} sandbox(es) the run left running")
+        record = store.load()
+        _check_resumable(record)
+        plan = recorded_plan(record, store)
+        for cfg in {task.sandbox.model_dump_json(): task.sandbox for task in plan.tasks.values()}.values():
+            get_sandbox(cfg).check()
+        orch = Orchestrator(ws, store, plan, record.model_copy(update={"status": "running"}), progress)
         done, prior = _salvage(orch, store, record, plan, progress)
         store.event("run_resumed", kept=sorted(done), rerun=sorted(t for t in plan.tasks if t not in done))
         progress(f"resume {run_id}: {len(done)} task(s) kept, {len(plan.tasks) - len(done)} to run")
@@ -128,8 +129,60 @@ def resume_run(repo: Path, run_id: str, *, progress: Progress = _quiet) -> RunRe
             return orch.run(done=done, prior=prior)
 
 
-def recorded_plan(record: RunRecord) -> ResolvedPlan:
-    """The run's plan as it was recorded (with the run's --sandbox and --max-parallel)."""
+def _check_resumable(record: RunRecord) -> None:
+    """A finished run is resumed only for tasks it did not finish, or that crashed
+    or were cancelled. Raises UsageError."""
+    if record.status == "finished" and not any(
+            t not in record.tasks or record.tasks[t].status in (TaskStatus.cancelled, TaskStatus.crashed)
+            for t in record.task_order):
+        raise UsageError(f"run {record.run_id!r} finished already; nothing to resume")
+
+
+PLAN_FILE = "plan.json"
+
+
+_AGENT: TypeAdapter = TypeAdapter(AgentConfig)
+_SANDBOX: TypeAdapter = TypeAdapter(SandboxConfig)
+
+
+def save_resolved_plan(store: RunStore, plan: ResolvedPlan) -> None:
+    """Keep the plan exactly as the run resolved it (strategy settings filled in, a
+    copy of every context file), so a resume runs what the run started with, even
+    after the plan or its strategy files were edited or deleted."""
+    tasks = []
+    for t in plan.tasks.values():
+        ctx = store.dir / "context" / t.id
+        ctx.mkdir(parents=True, exist_ok=True)
+        for f in t.context_files:
+            shutil.copy2(f, ctx / f.name)
+        data = {f.name: getattr(t, f.name) for f in dataclasses.fields(t)}
+        data.update(agent=t.agent.model_dump(mode="json"), sandbox=t.sandbox.model_dump(mode="json"),
+                    context_files=[f.name for f in t.context_files])
+        tasks.append(data)
+    body = json.dumps({"run": plan.run.model_dump(mode="json"), "raw": plan.raw, "tasks": tasks}, indent=2,
+                      default=str)
+    tmp = store.dir / f".{PLAN_FILE}.tmp"
+    tmp.write_text(body)
+    os.replace(tmp, store.dir / PLAN_FILE)
+
+
+def recorded_plan(record: RunRecord, store: RunStore | None = None) -> ResolvedPlan:
+    """The run's plan as it was resolved when it started (see save_resolved_plan);
+    for a run older than that, resolved again from the plan in its record."""
+    saved = store.dir / PLAN_FILE if store is not None else None
+    if saved is not None and saved.is_file():
+        try:
+            data = json.loads(saved.read_text())
+            run = RunConfig.model_validate(data["run"])
+            tasks = {}
+            for t in data["tasks"]:
+                t = dict(t, agent=_AGENT.validate_python(t["agent"]), sandbox=_SANDBOX.validate_python(t["sandbox"]),
+                         context_files=[store.dir / "context" / t["id"] / n for n in t["context_files"]])
+                tasks[t["id"]] = ResolvedTask(**t)
+            return ResolvedPlan(path=Path(record.plan_path) if record.plan_path else None, run=run,
+                                tasks=tasks, raw=data.get("raw", record.plan))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RecordError(f"run {record.run_id!r}: {saved}: unreadable ({type(exc).__name__})") from None
     try:
         plan = Plan.model_validate(record.plan)
     except ValidationError as exc:
@@ -139,14 +192,16 @@ def recorded_plan(record: RunRecord) -> ResolvedPlan:
     return resolve(plan, path, sandbox=override, max_parallel=record.max_parallel)
 
 
-def _reap(ws: Workspace, store: RunStore, run_id: str, sandboxes: list) -> list[str]:
+def _reap(store: RunStore, run_id: str) -> list[str]:
     """Stop every sandbox a dead process of the run left, found by label or mark."""
     reaped: list[str] = []
-    for cfg in sandboxes:
-        sb = get_sandbox(cfg)
-        reaped += sb.stop(run_id, store.dir)
-        if sb.name == "docker":
+    for cfg in (LocalSandboxConfig(), DockerSandboxConfig()):
+        try:
+            sb = get_sandbox(cfg)
+            reaped += sb.stop(run_id, store.dir)
             sb.cleanup(run_id, store.dir)
+        except SandboxUnavailable:
+            pass  # no daemon: none of its containers run either
     return reaped
 
 
@@ -253,21 +308,24 @@ def clean_run(repo: Path, run_id: str, *, force: bool = False) -> list[str]:
     if not store.dir.is_dir():
         raise UsageError(f"unknown run {run_id!r}")
     with store.writer("clean"):
-        try:
-            record: RunRecord | None = store.load()
-        except RecordError:
-            record = None  # what it left is still found by name and label
+        # Found by where they are and by label, never through the record: a killed
+        # run never wrote all of them down, and an unreadable record hides none.
         removed: list[str] = []
         dirty: list[str] = []
-        for path, name in _run_worktrees(ws, run_id, record):
-            if not path.exists():
-                ws.forget_worktree(name)
+        stuck: list[str] = []
+        for path, name in ws.run_worktrees(run_id):
+            if not os.path.lexists(path):
+                if name:
+                    ws.forget_worktree(name)
                 continue
-            if not force and _has_uncommitted(ws, name):
+            if not force and ws.worktree_dirty(path):
                 dirty.append(str(path))
                 continue
-            ws.remove_worktree(path)
-            removed.append(str(path))
+            try:
+                ws.remove_worktree(path)
+                removed.append(str(path))
+            except GitError as exc:
+                stuck.append(str(exc))
         for cfg in (LocalSandboxConfig(), DockerSandboxConfig()):
             try:
                 sb = get_sandbox(cfg)
@@ -275,42 +333,12 @@ def clean_run(repo: Path, run_id: str, *, force: bool = False) -> list[str]:
                 removed += sb.cleanup(run_id, store.dir)
             except SandboxUnavailable:
                 pass  # no daemon, so no containers of this run are left running either
+        store.event("cleaned", removed=len(removed), kept=dirty, stuck=stuck)
+        if stuck:
+            raise GitError(f"{len(stuck)} worktree(s) could not be removed; first: {stuck[0]}")
         if dirty:
             raise UsageError(f"{len(dirty)} worktree(s) hold uncommitted changes (first: {dirty[0]}); "
                              "use --force to remove them anyway")
-        store.event("cleaned", removed=len(removed))
     return removed
 
 
-def _run_worktrees(ws: Workspace, run_id: str, record: RunRecord | None) -> list[tuple[Path, str]]:
-    """Every worktree of the run, as (path, metadata name): from the record, from the
-    run's worktrees folder, and from git's worktree metadata named after the run."""
-    found: dict[Path, str] = {}
-    folder = ws.root / "worktrees" / run_id
-    paths = [Path(w) for w in (record.worktrees if record else [])]
-    if folder.is_dir():
-        paths += sorted(folder.iterdir())
-    for path in paths:
-        task, _, n = path.name.rpartition(".")
-        if n.isdigit():
-            found[path] = worktree_name(run_id, task, int(n))
-    prefix = f"harness-{run_id}-"
-    meta = ws.common / "worktrees"
-    if meta.is_dir():
-        for d in meta.iterdir():
-            if d.name.startswith(prefix) and d.name not in found.values():
-                rest = d.name[len(prefix):]
-                task, _, n = rest.rpartition("-")
-                found[folder / (f"{task}.{n}" if n.isdigit() else rest)] = d.name
-    return list(found.items())
-
-
-def _has_uncommitted(ws: Workspace, name: str) -> bool:
-    """Whether the worktree holds changes not in its HEAD, asked of the git dir the
-    harness made for it (never discovered through the worktree's own .git)."""
-    meta = ws.common / "worktrees" / name
-    try:
-        wt = pygit2.Repository(str(meta), pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
-        return any(not (flags & pygit2.enums.FileStatus.IGNORED) for flags in wt.status().values())
-    except (pygit2.GitError, KeyError, ValueError, UnicodeDecodeError):
-        return True  # cannot tell: keep it unless forced

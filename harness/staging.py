@@ -3,7 +3,9 @@
 Entries are read with lstat and raw byte names, never through git's discovery:
 names that are not UTF-8 go in byte for byte, symlinks are committed as links
 (never followed), directories are walked entry by entry, and anything named
-`.git` (in any case) at any depth is left out, as are fifos, sockets and devices.
+`.git` (in any case) at any depth is left out, as are fifos, sockets, devices and
+files over MAX_FILE_BYTES (a sparse `truncate -s 20G` would otherwise become a 20 GB
+blob in the user's repository, read long after the attempt's time limit).
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from pathlib import Path
 
 import pygit2
 from pygit2.enums import FileMode
+
+
+MAX_FILE_BYTES = 100 * 2**20
+"""The largest file an attempt may commit (what big git hosts refuse, too)."""
 
 
 def _is_git_name(name: bytes) -> bool:
@@ -51,6 +57,9 @@ def stage_entry(wt: pygit2.Repository, index: pygit2.Index, root: Path, rel: byt
         return
     if stat.S_ISLNK(st.st_mode):
         oid, mode = wt.create_blob(os.readlink(full)), FileMode.LINK
+    elif stat.S_ISREG(st.st_mode) and st.st_size > MAX_FILE_BYTES:
+        left_out.append(rel)
+        return
     elif stat.S_ISREG(st.st_mode):
         with open(full, "rb") as fh:
             oid = wt.create_blob_fromiobase(fh)

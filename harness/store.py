@@ -32,7 +32,7 @@ from typing import Any, Iterator
 from pydantic import ValidationError
 
 from . import failpoints
-from .errors import RecordError, RunBusy, UsageError
+from .errors import HarnessError, RecordError, RunBusy, UsageError
 from .schema import RunRecord, utcnow
 from .workspace import Workspace
 
@@ -181,7 +181,11 @@ class RunStore:
         if after is not None:
             for ev in self._read_events():
                 if ev["seq"] > after:
-                    base = _fold(base, ev)
+                    try:
+                        base = _fold(base, ev)
+                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                        raise RecordError(f"run {self.run_id!r}: {self.events_path}: malformed event "
+                                          f"{ev['seq']} ({type(exc).__name__}: {_short(exc)})") from None
         if base is None:
             raise RecordError(f"run {self.run_id!r}: " + (snap_error or f"{self.events_path}: no run_created event"))
         try:
@@ -240,6 +244,26 @@ class RunStore:
 
     def events(self) -> list[dict[str, Any]]:
         return self._read_events()
+
+    def task_progress(self, task_id: str, run_status: str) -> dict[str, Any]:
+        """Where a task without a result stands, from the log: `running` (an attempt
+        started and not finished), `pending`, or as the run left it (`interrupted`,
+        `cancelled`); with the attempts it finished so far."""
+        started: dict[int, dict] = {}
+        finished: dict[int, dict] = {}
+        for ev in self._read_events():
+            if ev.get("task") != task_id or ev.get("attempt") is None:
+                continue
+            if ev["kind"] == "attempt_started":
+                started[ev["attempt"]] = {"attempt": ev["attempt"], "started_at": ev["time"],
+                                          **{k: v for k, v in ev["payload"].items() if k in ("worktree", "base")}}
+            elif ev["kind"] == "attempt_finished":
+                finished[ev["attempt"]] = ev["payload"].get("record") or ev["payload"]
+        live = [started[n] for n in sorted(started) if n not in finished]
+        status = ("running" if live else "pending") if run_status == "running" else run_status
+        return {"task_id": task_id, "status": status, "current": live[-1] if live else None,
+                "attempts": [finished[n] for n in sorted(finished)],
+                "log": str(self.attempt_dir(task_id, live[-1]["attempt"]) / "output.log") if live else None}
 
 
 def _fold(record: dict[str, Any] | None, ev: dict[str, Any]) -> dict[str, Any] | None:
@@ -336,7 +360,7 @@ def list_runs(ws: Workspace) -> list[RunEntry]:
         store = RunStore(ws, d.name)
         try:
             entries.append(RunEntry(d.name, store.load(), None, store.holder()))
-        except (RecordError, UsageError) as exc:
+        except HarnessError as exc:
             entries.append(RunEntry(d.name, None, str(exc), None))
     return sorted(entries, key=lambda e: (e.record.created_at.replace(tzinfo=None) if e.record and e.record.created_at
                                            else datetime.min, e.run_id))

@@ -19,6 +19,7 @@ import fcntl
 import os
 import re
 import shutil
+import stat
 import subprocess
 import threading
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from pygit2.enums import FileStatus, RepositoryOpenFlag
 
 from .errors import GitError, RepoError
 from .schema import DiffStat
-from .staging import show_path, stage_entry
+from .staging import MAX_FILE_BYTES, show_path, stage_entry
 
 AUTHOR = ("harness", "harness@localhost")
 BRANCH_PREFIX = "refs/heads/harness/"
@@ -311,7 +312,8 @@ class Workspace:
         """Delete a worktree of the harness and its metadata. Only paths under the
         harness's worktrees dir are touched, and the metadata dir comes from
         `worktree_meta`, never from the worktree's `.git`. Raises GitError for
-        any other path."""
+        any other path, and when the checkout cannot be deleted (the agent made it
+        undeletable): then its metadata stays too, and nothing claims it is gone."""
         path = Path(os.path.abspath(path))
         top = Path(os.path.realpath(self.root / "worktrees"))
         if top not in (Path(os.path.realpath(path.parent)) / path.name).parents:
@@ -322,11 +324,41 @@ class Workspace:
             meta = None
         if path.is_symlink():
             path.unlink()
-        else:
-            shutil.rmtree(path, ignore_errors=True)
+        elif path.exists():
+            _rmtree_writable(path)
+        if os.path.lexists(path):
+            raise GitError(f"cannot remove {path}: something in it cannot be deleted "
+                           "(an immutable or foreign-owned file?)")
         if meta is not None:
             shutil.rmtree(meta, ignore_errors=True)
         self._worktree_names.pop(path, None)
+
+    def run_worktrees(self, run_id: str) -> list[tuple[Path, str | None]]:
+        """Every worktree the harness made for a run, as (path, git's name for it or
+        None): the checkouts in the run's worktrees folder, and git metadata whose
+        `gitdir` points into that folder (also when the checkout is gone). A user's
+        own worktree is never among them, whatever its name."""
+        folder = Path(os.path.abspath(self.root / "worktrees" / run_id))
+        found: dict[Path, str | None] = {}
+        for path, name in self._harness_worktree_meta():
+            if path.parent == folder:
+                found[path] = name
+        if folder.is_dir():
+            for entry in folder.iterdir():
+                found.setdefault(Path(os.path.abspath(entry)), None)
+        return sorted(found.items())
+
+    def _harness_worktree_meta(self) -> Iterator[tuple[Path, str]]:
+        """(checkout path, name) of git metadata dirs whose checkout lies under the
+        harness's worktrees dir: those, and only those, the harness made."""
+        top = Path(os.path.abspath(self.root / "worktrees"))
+        for gitdir_file in (self.common / "worktrees").glob("*/gitdir"):
+            try:
+                target = Path(gitdir_file.read_text().strip())
+            except OSError:
+                continue
+            if target.name == ".git" and top in target.parent.parents:
+                yield target.parent, gitdir_file.parent.name
 
     def worktree_dirty(self, path: Path) -> bool:
         """Whether the worktree holds changes nobody committed (ignored files aside)."""
@@ -337,9 +369,13 @@ class Workspace:
         return any(not (flags & FileStatus.IGNORED) for flags in wt.status().values())
 
     def forget_worktree(self, name: str) -> None:
-        """Drop git's metadata of a harness worktree whose checkout is gone."""
-        if name.startswith("harness-") and "/" not in name and name not in (".", ".."):
-            shutil.rmtree(self.common / "worktrees" / name, ignore_errors=True)
+        """Drop git's metadata of a harness worktree whose checkout is gone; metadata
+        that is not the harness's (its checkout outside the harness's worktrees dir)
+        is never touched."""
+        for path, known in self._harness_worktree_meta():
+            if known == name and not os.path.lexists(path):
+                shutil.rmtree(self.common / "worktrees" / name, ignore_errors=True)
+                self._worktree_names.pop(path, None)
 
     # --- commits ---------------------------------------------------------------------
 
@@ -353,9 +389,11 @@ class Workspace:
         they are not UTF-8 (`DiffStat.paths` shows such bytes as `\\xNN`).
         Left out, and named in `notes`: any `.git` entry below the top (a nested
         repository's files are committed, its `.git` is not), and entries that
-        are neither files, symlinks nor directories (fifos, sockets, devices).
+        are neither files, symlinks nor directories (fifos, sockets, devices), and
+        files over staging.MAX_FILE_BYTES.
         Raises GitError when the worktree is not the harness's."""
         path = Path(os.path.abspath(path))
+        _check_checkout(path)
         notes: list[str] = []
         replaced = self.restore_gitfile(path)
         if replaced is not None:
@@ -372,7 +410,8 @@ class Workspace:
         if left_out:
             shown = ", ".join(show_path(p) for p in left_out[:5])
             more = f" and {len(left_out) - 5} more" if len(left_out) > 5 else ""
-            notes.append(f"left out of the commit: {shown}{more}")
+            notes.append(f"left out of the commit (a .git, a fifo, socket or device, or a file over "
+                         f"{MAX_FILE_BYTES >> 20} MiB): {shown}{more}")
         if tree_id == base.tree_id:
             index.write()
             return WorktreeCommit(None, DiffStat(), notes)
@@ -404,8 +443,41 @@ class Workspace:
         return str(acc)
 
 
-def worktree_name(run_id: str, task_id: str, attempt: int) -> str:
-    return f"harness-{run_id}-{task_id}-{attempt}"
+def _check_checkout(path: Path) -> None:
+    """The checkout must still be the directory the harness made: an agent that put
+    a symlink (or anything else) in its place would have the harness write and
+    commit somewhere else. Raises GitError."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise GitError(f"the worktree {path} is gone (the agent deleted it); nothing to commit") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise GitError(f"the worktree {path} was replaced by a symlink to {os.readlink(path)}; "
+                       "nothing committed, nothing followed")
+    if not stat.S_ISDIR(st.st_mode) or os.path.realpath(path) != str(path):
+        raise GitError(f"the worktree {path} is no longer the directory the harness made; nothing committed")
+
+
+def _rmtree_writable(path: Path) -> None:
+    """rmtree that makes a directory writable again when an agent took the write bit
+    away (chmod -R a-w) and retries; what still cannot go is left for the caller."""
+    def again(func, target, _exc):
+        try:
+            os.chmod(os.path.dirname(target) or ".", 0o700)
+            if os.path.isdir(target) and not os.path.islink(target):
+                os.chmod(target, 0o700)
+            func(target)
+        except OSError:
+            pass
+    shutil.rmtree(path, onerror=again)
+    if os.path.lexists(path):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def worktree_name(run_id: str, leaf: str) -> str:
+    """git's name for the harness worktree at `worktrees/<run>/<leaf>`. `+` appears in
+    no run or task id, so no two worktrees of any runs share a name."""
+    return f"harness+{run_id}+{leaf}"
 
 
 class WorktreeCommit(NamedTuple):
@@ -417,4 +489,4 @@ class WorktreeCommit(NamedTuple):
     notes: list[str]
 
 
-_SIMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_SIMPLE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")

@@ -21,7 +21,7 @@ from ..sandbox import get_sandbox
 from ..schema import SandboxRequest, TestReport
 from ..store import RunStore
 from ..testreport import build_report, wrap_command
-from ..workspace import Workspace
+from ..workspace import Workspace, worktree_name
 from .spec import BenchSpec
 
 PROFILE_FILE = ".harness-profile.folded"
@@ -70,7 +70,7 @@ class Runner:
             n = self._n
         name = f"bench-{label}-{n}"
         path = self.ws.root / "worktrees" / self.store.run_id / name
-        return self.ws.scratch_worktree(f"harness-{self.store.run_id}-{name}", path, commit)
+        return self.ws.scratch_worktree(worktree_name(self.store.run_id, path.name), path, commit)
 
     def _request(self, path: Path, argv: list[str], log: str, timeout: float,
                  labels: dict[str, str]) -> SandboxRequest:

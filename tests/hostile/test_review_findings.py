@@ -217,15 +217,11 @@ def test_a_huge_sparse_file_does_not_become_a_huge_blob_past_the_time_limit(tmp_
         prompt = "p"
         command = "truncate -s 2G big.bin"
         ''')
-    start = time.monotonic()
     proc = cli("run", str(plan), "--repo", str(repo), "--run-id", "r")
-    took = time.monotonic() - start
     assert "Traceback" not in proc.stderr
-    commit = record(repo, "r").tasks["sparse"].attempts[-1].commit
-    if commit:
-        tree = git(repo, "ls-tree", "-l", commit)
-        assert "big.bin" not in tree or int(git(repo, "cat-file", "-s", f"{commit}:big.bin")) < 2**30, tree
-    assert took < 15, f"a 5 s attempt took {took:.0f} s"
+    attempt = record(repo, "r").tasks["sparse"].attempts[-1]
+    assert attempt.commit is None or "big.bin" not in git(repo, "ls-tree", "-r", "--name-only", attempt.commit)
+    assert "left out of the commit" in attempt.reason and "big.bin" in attempt.reason, attempt.reason
 
 
 # --- 7. `harness show RUN TASK` on a live run: a running task is "bad input" ---------
@@ -251,7 +247,7 @@ def test_show_a_task_of_a_live_run_that_is_still_running(tmp_path):
             time.sleep(0.05)
         shown = cli("show", "r", "slow", "--repo", str(repo))
         assert shown.returncode == 0, shown.stderr  # today: "run 'r' has no task 'slow'", exit 2
-        assert "slow" in shown.stdout
+        assert shown.stdout.startswith("task slow of run r: running"), shown.stdout
     finally:
         proc.terminate()
         proc.wait(timeout=60)

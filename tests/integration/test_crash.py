@@ -272,7 +272,7 @@ def test_an_exception_in_one_task_crashes_only_that_task(tmp_path, monkeypatch):
     real = Workspace.create_worktree
 
     def flaky(self, name, path, commit_id):
-        if "-boom-" in name:
+        if "+boom." in name:
             raise RuntimeError("disk on fire")
         return real(self, name, path, commit_id)
 
