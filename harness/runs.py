@@ -99,14 +99,14 @@ def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecor
 
 
 def resume_run(repo: Path, run_id: str, *, progress: Progress = _quiet) -> RunRecord:
-    """Finish a run that was interrupted (its process killed) or cancelled: reap what
-    it left running (containers by label, processes by mark), keep its finished
-    tasks, commit the work of interrupted attempts to their refs, and run the rest.
+    """Finish a run that was interrupted (its process killed) or cancelled, or whose
+    tasks crashed (a lost Docker daemon): reap what it left running (containers by
+    label, processes by mark), keep its finished tasks, commit the work of
+    interrupted attempts to their refs, and run the rest.
     Raises UsageError when there is nothing to resume, RunBusy when it is live."""
     ws, store, record = open_run(repo, run_id)
-    if record.status == "finished":
-        raise UsageError(f"run {run_id!r} finished already; nothing to resume")
     plan = recorded_plan(record)
+    _check_resumable(record, plan)
     sandboxes = []
     for task in plan.tasks.values():
         if all(task.sandbox != cfg for cfg in sandboxes):
@@ -115,8 +115,7 @@ def resume_run(repo: Path, run_id: str, *, progress: Progress = _quiet) -> RunRe
         get_sandbox(cfg).check()
     with store.writer("resume"):
         record = store.load()
-        if record.status == "finished":
-            raise UsageError(f"run {run_id!r} finished already; nothing to resume")
+        _check_resumable(record, plan)
         orch = Orchestrator(ws, store, plan, record.model_copy(update={"status": "running"}), progress)
         reaped = _reap(ws, store, run_id, sandboxes)
         if reaped:
@@ -126,6 +125,15 @@ def resume_run(repo: Path, run_id: str, *, progress: Progress = _quiet) -> RunRe
         progress(f"resume {run_id}: {len(done)} task(s) kept, {len(plan.tasks) - len(done)} to run")
         with _signals_cancel(orch, progress):
             return orch.run(done=done, prior=prior)
+
+
+def _check_resumable(record: RunRecord, plan: ResolvedPlan) -> None:
+    """A finished run is resumed only for tasks it did not finish or that crashed
+    (the sandbox broke under them: a lost Docker daemon, say)."""
+    if record.status == "finished" and not any(
+            t not in record.tasks or record.tasks[t].status in (TaskStatus.cancelled, TaskStatus.crashed)
+            for t in plan.tasks):
+        raise UsageError(f"run {record.run_id!r} finished already; nothing to resume")
 
 
 def recorded_plan(record: RunRecord) -> ResolvedPlan:
