@@ -80,6 +80,13 @@ def containers(client, run_id: str, **filters) -> list:
     return client.containers.list(all=True, filters={"label": f"harness.run={run_id}", **filters})
 
 
+def wait_running(client, run_id: str, n: int) -> set[str]:
+    """The ids of the run's n running containers, once the daemon says so: an agent
+    can write its first file before the daemon has marked its container running."""
+    wait_for(lambda: len(containers(client, run_id, status="running")) == n, f"{n} running containers")
+    return {c.id for c in containers(client, run_id, status="running")}
+
+
 def load(repo: Path, run_id: str) -> RunRecord:
     proc = cli("show", run_id, "--repo", str(repo), "--json")
     assert proc.returncode == 0, proc.stderr
@@ -129,7 +136,7 @@ def test_sigterm_stops_every_container_keeps_the_work_and_resume_finishes(docker
     before = snapshot(repo)
     proc = start(_plan(tmp_path, run_id), repo)
     wait_for(lambda: agents_started(repo, run_id), "the agents to start")
-    assert len(containers(docker_daemon, run_id, status="running")) == len(TASKS)
+    wait_running(docker_daemon, run_id, len(TASKS))
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 143, err
@@ -155,11 +162,11 @@ def test_sigkill_leaves_containers_running_and_resume_reaps_salvages_and_finishe
     before = snapshot(repo)
     proc = start(_plan(tmp_path, run_id), repo)
     wait_for(lambda: agents_started(repo, run_id), "the agents to start")
+    running = wait_running(docker_daemon, run_id, len(TASKS))
     proc.kill()
     proc.communicate(timeout=30)
-    left = {c.id for c in containers(docker_daemon, run_id, status="running")}
     # the dead harness left its containers running
-    assert len(left) == len(TASKS), [(c.name, c.attrs["State"]) for c in containers(docker_daemon, run_id)]
+    assert {c.id for c in containers(docker_daemon, run_id, status="running")} == running
 
     listed = cli("status", "--repo", str(repo))
     assert listed.returncode == 0 and run_id in listed.stdout
@@ -370,8 +377,7 @@ def test_a_lost_daemon_crashes_the_attempts_with_one_line_and_resume_reruns_them
     proc = start(_plan(tmp_path, run_id, tasks=tasks), repo, docker_host=host)
     try:
         wait_for(lambda: agents_started(repo, run_id, tasks), "the agents to start")
-        old = {c.id for c in containers(private_dockerd.client(), run_id, status="running")}
-        assert len(old) == len(tasks)
+        wait_running(private_dockerd.client(), run_id, len(tasks))
         private_dockerd.kill()
         # the safety net is far below the attempts' own 300 s timeout
         _, err = proc.communicate(timeout=90)
