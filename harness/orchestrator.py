@@ -300,7 +300,14 @@ class Orchestrator:
         started = utcnow()
         self.store.event("attempt_started", task=task.id, attempt=number, base=base_commit,
                          worktree=str(wt_path))
-        self.ws.create_worktree(worktree_name(run_id, wt_path.name), wt_path, base_commit)
+        try:
+            self.ws.create_worktree(worktree_name(run_id, wt_path.name), wt_path, base_commit)
+        except Exception as exc:  # no checkout, no agent: this attempt crashed, the task may retry
+            log = self._crash_log(task.id, exc)
+            return self._attempt_finished(task, Attempt(
+                number=number, status=TaskStatus.crashed, started_at=started, ended_at=utcnow(),
+                duration_s=0.0, base_commit=base_commit, log_path=str(log_path), sandbox=task.sandbox.type,
+                reason=f"cannot make the worktree: {type(exc).__name__}: {_first_line(exc)} (see {log})"))
         with self._lock:
             self.record = self.record.model_copy(
                 update={"worktrees": [*self.record.worktrees, str(wt_path)]})

@@ -92,10 +92,10 @@ def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecor
     `Orchestrator.cancel`) and the record ends `cancelled`."""
     for w in warnings:
         progress(w)
-    store.dir.parent.mkdir(parents=True, exist_ok=True)
-    store.create(record)
-    save_resolved_plan(store, plan)
-    with store.writer("run"):
+    store.reserve()
+    with store.writer("run"):  # before the record exists, so nobody sees it without a live writer
+        store.create(record)
+        save_resolved_plan(store, plan)
         progress(f"run {record.run_id}: {len(plan.tasks)} tasks, at most {plan.run.max_parallel} at once, "
                  f"sandbox {plan.run.sandbox.type}, base {record.base_commit[:10]}")
         orch = Orchestrator(ws, store, plan, record, progress)

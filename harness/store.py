@@ -124,12 +124,19 @@ class RunStore:
 
     # --- records ---------------------------------------------------------------------
 
-    def create(self, record: RunRecord) -> None:
-        """Start the run's folder and its log. Raises UsageError when the run id is taken."""
+    def reserve(self) -> None:
+        """Make the run's folder, which must not exist yet. Raises UsageError."""
+        self.dir.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.dir.mkdir(parents=True, exist_ok=False)
+            self.dir.mkdir(exist_ok=False)
         except FileExistsError:
             raise UsageError(f"run {self.run_id!r} exists already") from None
+
+    def create(self, record: RunRecord) -> None:
+        """Start the run's log and record. Raises UsageError when the run id is taken."""
+        self.dir.mkdir(parents=True, exist_ok=True)  # a run reserves it, then creates under its lock
+        if self.events_path.exists() or self.record_path.exists():
+            raise UsageError(f"run {self.run_id!r} exists already")
         self.event("run_created", record=record.model_dump(mode="json"))
         self.snapshot(record)
 

@@ -99,7 +99,8 @@ class DockerSandbox:
 
         A failing, timed-out or OOM-killed command is a result. Raises
         SandboxUnavailable (daemon down, image missing) and SandboxError (the
-        workspace is missing, the daemon refused the container)."""
+        workspace is missing, the daemon refused the container or went away while
+        it ran)."""
         import docker
         import requests
 
@@ -120,10 +121,19 @@ class DockerSandbox:
         except requests.exceptions.ConnectionError as exc:
             raise SandboxUnavailable(f"Docker daemon not reachable ({_first_line(exc)}); {_HOW_TO_START}") from None
         try:
-            return self._run_container(client, container, req, image, start)
-        finally:
+            result = self._run_container(client, container, req, image, start)
+        except BaseException as exc:
             if not self.config.keep:
-                _remove(container)
+                try:
+                    _remove(container)
+                except SandboxError:
+                    pass  # the daemon is gone; `harness resume` and `clean` find it by label
+            if isinstance(exc, requests.exceptions.RequestException):
+                raise _lost(container, exc) from None
+            raise
+        if not self.config.keep:
+            _remove(container)
+        return result
 
     def cleanup(self, run_id: str | None = None, run_dir: Path | None = None) -> list[str]:
         """Remove containers this backend left behind, found by label. With a run id,
@@ -276,8 +286,11 @@ def _wait(container: Any, watch: OutputWatch, deadline: float) -> str | None:
         try:
             container.wait(timeout=min(left, watch.poll_s(left)))
             return None
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+        except requests.exceptions.ReadTimeout:
             pass  # the read timed out; look at the clock and the output again
+        except requests.exceptions.RequestException as exc:
+            if not _read_timed_out(exc):
+                raise _lost(container, exc) from None
         except docker.errors.APIError as exc:
             raise SandboxError(f"lost container {container.name}: {_api_message(exc)}") from None
         if watch.stalled():
@@ -298,6 +311,8 @@ def _kill(container: Any) -> None:
     except docker.errors.APIError:
         pass  # it exited on its own at the last moment
     except requests.exceptions.RequestException as exc:
+        if not _read_timed_out(exc):
+            raise _lost(container, exc) from None
         raise SandboxError(f"cannot kill container {container.name}: {_first_line(exc)}") from None
 
 
@@ -342,6 +357,7 @@ def _state(container: Any) -> dict[str, Any]:
 
 def _remove(container: Any) -> None:
     import docker
+    import requests
 
     try:
         container.remove(force=True)
@@ -350,6 +366,24 @@ def _remove(container: Any) -> None:
     except docker.errors.APIError as exc:
         if "already in progress" not in str(exc):
             raise SandboxError(f"cannot remove container {container.name}: {_api_message(exc)}") from None
+    except requests.exceptions.RequestException as exc:
+        raise _lost(container, exc) from None
+
+
+def _lost(container: Any, exc: BaseException) -> SandboxError:
+    """The error for a daemon that went away (stopped, restarted) under a container."""
+    return SandboxError(f"lost the Docker daemon while {container.name} ran: {_first_line(exc)}")
+
+
+def _read_timed_out(exc: BaseException) -> bool:
+    """Whether a requests error is only a read timeout: requests raises ConnectionError,
+    not ReadTimeout, when the timeout hits while the body is read (a wait's body
+    comes when the container exits), so only the cause tells it from a lost daemon."""
+    import requests
+    from urllib3.exceptions import ReadTimeoutError
+
+    return isinstance(exc, requests.exceptions.ReadTimeout) or any(
+        isinstance(arg, ReadTimeoutError) for arg in getattr(exc, "args", ()))
 
 
 def _api_message(exc: Any) -> str:
