@@ -92,7 +92,7 @@ def _images() -> list[Check]:
 def _containers() -> Check:
     from .sandbox.docker import RUN_LABEL, docker_client
 
-    found = docker_client().containers.list(all=True, filters={"label": RUN_LABEL})
+    found = docker_client().containers.list(all=True, filters={"label": RUN_LABEL}, ignore_removed=True)
     items = [f"{c.name} run={c.labels.get(RUN_LABEL)} {c.status}" for c in found]
     stopped = [c for c in found if c.status not in ("running", "restarting", "paused")]
     if not found:

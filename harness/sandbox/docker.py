@@ -146,7 +146,8 @@ class DockerSandbox:
         client = docker_client()
         label = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
         removed = []
-        for container in client.containers.list(all=True, filters={"label": [label, SANDBOX_LABEL]}):
+        for container in client.containers.list(all=True, filters={"label": [label, SANDBOX_LABEL]},
+                                                  ignore_removed=True):
             if run_id is None and container.status in ("running", "restarting", "paused"):
                 continue
             if run_dir is not None and not _mounts_under(container, run_dir):
@@ -166,7 +167,8 @@ class DockerSandbox:
 
         client = docker_client()
         stopped = []
-        for container in client.containers.list(filters={"label": [f"{RUN_LABEL}={run_id}", SANDBOX_LABEL]}):
+        for container in client.containers.list(filters={"label": [f"{RUN_LABEL}={run_id}", SANDBOX_LABEL]},
+                                                  ignore_removed=True):
             if not _mounts_under(container, run_dir):
                 continue
             try:
