@@ -9,7 +9,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .workspace import Workspace
+from .repo.workspace import Workspace
 
 
 def make_target(path: Path, n_files: int = 400) -> str:
@@ -65,7 +65,7 @@ def bench_provision(ns=(10, 50, 100), n_files: int = 400) -> list[dict]:
 
 def bench_overhead(n_tasks: int = 300, max_parallel: int = 8, n_files: int = 400) -> dict:
     """Wall time of a run of no-op agents vs the agents' own time / parallelism."""
-    from .runs import run_plan
+    from .run.lifecycle import run_plan
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"

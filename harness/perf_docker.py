@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import DockerSandboxConfig
 from .errors import SandboxError
-from .schema import SandboxRequest
+from .records import SandboxRequest
 
 
 def _sandbox(config: DockerSandboxConfig):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pygit2
 
-from .integrator import fold
+from .integrate.integrator import fold
 
 LINES = 50
 _ENV = {**os.environ, "GIT_AUTHOR_NAME": "perf", "GIT_AUTHOR_EMAIL": "perf@localhost",

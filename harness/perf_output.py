@@ -16,7 +16,7 @@ import json, resource, sys, tempfile
 from pathlib import Path
 from harness.config import DockerSandboxConfig, LocalSandboxConfig
 from harness.sandbox import get_sandbox
-from harness.schema import SandboxRequest
+from harness.records import SandboxRequest
 kind, size = sys.argv[1], int(sys.argv[2])
 sb = get_sandbox(DockerSandboxConfig() if kind == "docker" else LocalSandboxConfig())
 sb.check()

@@ -17,9 +17,9 @@ from .perf import make_target, noop_plan
 
 
 def bench_store(ns=(100, 300), max_parallel: int = 8) -> list[dict]:
-    from .runs import run_plan
-    from .schema import AgentResult
-    from .store import RunStore
+    from .run.lifecycle import run_plan
+    from .records import AgentResult
+    from .repo.store import RunStore
 
     rows = []
     print(f"run store: bytes written for N no-op tasks ({max_parallel} at once, local sandbox)")
@@ -66,6 +66,6 @@ def bench_store(ns=(100, 300), max_parallel: int = 8) -> list[dict]:
 
 
 def _ws(repo: Path):
-    from .workspace import Workspace
+    from .repo.workspace import Workspace
 
     return Workspace(repo)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config import CommandAgentConfig
-from ..protocols import Agent
+from .base import Agent
 
 
 def get_agent(config: CommandAgentConfig) -> Agent:

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..config import DockerSandboxConfig
-from ..protocols import Sandbox
+from ..sandbox.base import Sandbox
 from ..sandbox import get_sandbox
-from ..schema import SandboxRequest, TestReport
-from ..store import RunStore
-from ..testreport import build_report, wrap_command
-from ..workspace import Workspace, worktree_name
+from ..records import SandboxRequest, TestReport
+from ..repo.store import RunStore
+from ..gate.junit import build_report, wrap_command
+from ..repo.workspace import Workspace, worktree_name
 from .spec import BenchSpec
 
 PROFILE_FILE = ".harness-profile.folded"

@@ -13,10 +13,10 @@ from typing import Callable
 
 from ..config import Plan
 from ..errors import Cancelled, UsageError
-from ..plan import new_run_id, resolve
-from ..runs import execute, prepare_resolved
-from ..schema import AgentResult, RunRecord, TaskStatus, TestReport, utcnow
-from ..workspace import open_repo
+from ..run.plan import new_run_id, resolve
+from ..run.lifecycle import execute, prepare_resolved
+from ..records import AgentResult, RunRecord, TaskStatus, TestReport, utcnow
+from ..repo.workspace import open_repo
 from .flame import parse_folded, render_diff_svg, render_svg, top_frames
 from .html import write_report
 from .measure import Runner, Side
@@ -221,8 +221,8 @@ def _run_tests(runner: Runner, items: list[tuple[str, str]], timeline: list[Time
 
 def _integrate_and_gate(ws, store, run_id, improved, spec, runner, timeline, clock,
                         merge_outcome, progress) -> tuple[str | None, TestReport | None]:
-    from ..gate import gate_run
-    from ..integrator import integrate_run
+    from ..gate.gate import gate_run
+    from ..integrate.integrator import integrate_run
 
     start = clock()
     report = integrate_run(ws.workdir, run_id, order="given", policy="skip", tasks=improved,

@@ -6,7 +6,7 @@ import importlib
 
 from ..config import DockerSandboxConfig, LocalSandboxConfig
 from ..errors import UsageError
-from ..protocols import Sandbox
+from .base import Sandbox
 
 _BACKENDS = {
     "local": ("harness.sandbox.local", "LocalSandbox"),

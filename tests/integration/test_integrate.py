@@ -13,11 +13,11 @@ from click.testing import CliRunner
 
 from gitutil import git, make_repo, snapshot, write_plan
 from harness.cli import main
-from harness.integrator import fold, integrate_run, integration_ref
-from harness.runs import run_plan
-from harness.schema import AgentResult, RunRecord, TaskSpec, TaskStatus, utcnow
-from harness.store import RunStore, open_run
-from harness.workspace import Workspace, branch_ref
+from harness.integrate.integrator import fold, integrate_run, integration_ref
+from harness.run.lifecycle import run_plan
+from harness.records import AgentResult, RunRecord, TaskSpec, TaskStatus, utcnow
+from harness.repo.store import RunStore, open_run
+from harness.repo.workspace import Workspace, branch_ref
 
 TEN = "".join(f"line {i}\n" for i in range(1, 11))
 

@@ -7,9 +7,9 @@ import pytest
 
 from harness.config import DockerSandboxConfig, LocalSandboxConfig
 from harness.errors import PlanError
-from harness.plan import resolve_plan
-from harness.schema import RunRecord, TaskStatus
-from harness.workspace import scope_matcher
+from harness.run.plan import resolve_plan
+from harness.records import RunRecord, TaskStatus
+from harness.repo.workspace import scope_matcher
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -65,7 +65,7 @@ def _pygit2() -> Check:
 
 def _daemon() -> Check:
     try:
-        from .sandbox.docker import docker_client
+        from .docker import docker_client
 
         version = docker_client().version()
     except Exception as exc:  # any failure here is the finding
@@ -90,7 +90,7 @@ def _images() -> list[Check]:
 
 
 def _containers() -> Check:
-    from .sandbox.docker import RUN_LABEL, docker_client
+    from .docker import RUN_LABEL, docker_client
 
     found = docker_client().containers.list(all=True, filters={"label": RUN_LABEL})
     items = [f"{c.name} run={c.labels.get(RUN_LABEL)} {c.status}" for c in found]

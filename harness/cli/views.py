@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .hunks import format_ranges
-from .schema import (AgentResult, ConflictForecast, ConflictRecord, GateReport, MergeReport, RunRecord,
+from ..integrate.hunks import format_ranges
+from ..records import (AgentResult, ConflictForecast, ConflictRecord, GateReport, MergeReport, RunRecord,
                      TaskStatus)
 
 

@@ -12,12 +12,12 @@ import json
 from pathlib import Path
 from typing import Collection, Literal
 
-from .errors import RepoError, UsageError
+from ..errors import RepoError, UsageError
 from .fold import Policy, Progress, Resolver, fold, merge_message, rebuild_tree
-from .plan import check_run_id
-from .schema import AgentResult, ConflictRecord, FoldResult, MergeReport, RunRecord, TaskStatus
-from .store import RunStore, open_run
-from .workspace import Workspace, branch_ref, resolve_commit
+from ..run.plan import check_run_id
+from ..records import AgentResult, ConflictRecord, FoldResult, MergeReport, RunRecord, TaskStatus
+from ..repo.store import RunStore, open_run
+from ..repo.workspace import Workspace, branch_ref, resolve_commit
 
 __all__ = ["FoldResult", "Resolver", "fold", "integrate_run", "integration_ref", "merge_message",
            "rebuild_tree", "succeeded_heads"]
@@ -78,8 +78,8 @@ class _Retrier:
     retries not yet used, and always at least one attempt."""
 
     def __init__(self, ws: Workspace, store: RunStore, record: RunRecord, progress: Progress) -> None:
-        from .orchestrator import Orchestrator
-        from .plan import resolve_plan
+        from ..run.scheduler import Orchestrator
+        from ..run.plan import resolve_plan
 
         if not record.plan_path or not Path(record.plan_path).is_file():
             raise UsageError(f"run {record.run_id!r}: its plan {record.plan_path} is gone; "

@@ -7,9 +7,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import (AgentConfig, CommandAgentConfig, DockerSandboxConfig, LocalSandboxConfig, Plan,
+from ..config import (AgentConfig, CommandAgentConfig, DockerSandboxConfig, LocalSandboxConfig, Plan,
                      RunConfig, StrategyFile, id_problem, load_plan, load_strategy)
-from .errors import PlanError, UsageError
+from ..errors import PlanError, UsageError
 
 
 @dataclass(frozen=True)

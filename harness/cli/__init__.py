@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from . import render
-from .errors import HarnessError, UsageError
+from . import views as render
+from ..errors import HarnessError, UsageError
 
 repo_option = click.option("--repo", type=click.Path(path_type=Path), default=Path("."),
                            show_default=True, help="The target git repository.")
@@ -24,7 +24,7 @@ def _stderr(line: str) -> None:
 
 def _check_run_id(run_id: str) -> None:
     """Refuse a run id that could not name a run (`../x`, `a..b`) before opening anything."""
-    from .plan import check_run_id
+    from ..run.plan import check_run_id
 
     check_run_id(run_id)
 
@@ -65,7 +65,7 @@ def main() -> None:
 def run(plan: Path, repo: Path, max_parallel: int | None, sandbox: str | None, run_id: str | None,
         keep_sandboxes: bool, as_json: bool) -> None:
     """Run PLAN: every task in its own worktree, branch and sandbox."""
-    from .runs import run_plan
+    from ..run.lifecycle import run_plan
 
     record = run_plan(plan, repo, progress=_stderr, run_id=run_id, sandbox=sandbox,
                       max_parallel=max_parallel, keep_sandboxes=keep_sandboxes)
@@ -80,7 +80,7 @@ def run(plan: Path, repo: Path, max_parallel: int | None, sandbox: str | None, r
 def resume(run_id: str, repo: Path, as_json: bool) -> None:
     """Finish RUN after a crash, a kill or a cancel: reap what it left running, keep its
     finished tasks, commit interrupted attempts' work to their refs, run the rest."""
-    from .runs import resume_run
+    from ..run.lifecycle import resume_run
 
     _finish_run(resume_run(repo, run_id, progress=_stderr), as_json)
 
@@ -99,8 +99,8 @@ def _finish_run(record, as_json: bool) -> None:
 @guarded
 def status(repo: Path) -> None:
     """List the runs of this repository."""
-    from .store import list_runs
-    from .workspace import Workspace
+    from ..repo.store import list_runs
+    from ..repo.workspace import Workspace
 
     click.echo(render.run_list(list_runs(Workspace(repo))))
 
@@ -113,7 +113,7 @@ def status(repo: Path) -> None:
 @guarded
 def show(run_id: str, task: str | None, repo: Path, as_json: bool) -> None:
     """Show a run, or one task of it."""
-    from .store import open_run
+    from ..repo.store import open_run
 
     _check_run_id(run_id)
     _, store, record = open_run(repo, run_id)
@@ -137,7 +137,7 @@ def show(run_id: str, task: str | None, repo: Path, as_json: bool) -> None:
 @guarded
 def clean(run_id: str, repo: Path, force: bool) -> None:
     """Remove a run's worktrees and leftover sandboxes; its branches stay."""
-    from .runs import clean_run
+    from ..run.lifecycle import clean_run
 
     _check_run_id(run_id)
     removed = clean_run(repo, run_id, force=force)
@@ -160,7 +160,7 @@ def clean(run_id: str, repo: Path, force: bool) -> None:
 def integrate(run_id: str, repo: Path, onto: str | None, order: str, tasks: tuple[str, ...], policy: str,
               as_json: bool) -> None:
     """Fold RUN's succeeded branches into harness/RUN/integration, in memory."""
-    from .integrator import integrate_run
+    from ..integrate.integrator import integrate_run
 
     _check_run_id(run_id)
     report = integrate_run(repo, run_id, onto=onto, order=order, policy=policy, tasks=list(tasks) or None,
@@ -176,7 +176,7 @@ def integrate(run_id: str, repo: Path, onto: str | None, order: str, tasks: tupl
 @guarded
 def conflicts(run_id: str, repo: Path, as_json: bool) -> None:
     """Forecast which of RUN's agents will collide, and where, before merging."""
-    from .forecast import forecast_run
+    from ..integrate.forecast import forecast_run
 
     _check_run_id(run_id)
     fc = forecast_run(repo, run_id)
@@ -205,7 +205,7 @@ def gate(run_id: str, repo: Path, test_cmd: str | None, land: str | None, force_
 
     Exit 0 green (and landed if asked), 1 red or land refused (REF moved since the
     gate started), 2 bad input (REF checked out in a worktree without --force-land too)."""
-    from .gate import gate_run
+    from ..gate.gate import gate_run
 
     _check_run_id(run_id)
     report = gate_run(repo, run_id, test_cmd=test_cmd, land=land, force_land=force_land,
@@ -226,7 +226,7 @@ def image() -> None:
 @guarded
 def image_build(name: str, offline: bool | None) -> None:
     """Build the sandbox image NAME (default: python)."""
-    from .images import build_image
+    from ..sandbox.images import build_image
 
     click.echo(build_image(name, progress=_stderr, offline=offline))
 
@@ -236,7 +236,7 @@ def image_build(name: str, offline: bool | None) -> None:
 @guarded
 def doctor(repo: Path) -> None:
     """Check git, pygit2, the Docker daemon, images, disk, and leftovers of earlier runs."""
-    from .doctor import doctor as run_checks
+    from ..sandbox.doctor import doctor as run_checks
 
     checks = run_checks(repo)
     click.echo(render.checks(checks))
@@ -244,7 +244,7 @@ def doctor(repo: Path) -> None:
 
 
 def _bench_group() -> click.Group:
-    from .bench.cli import make_group
+    from .bench import make_group
 
     return make_group(guarded, json_option)
 

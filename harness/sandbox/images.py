@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import ImageBuildError, SandboxUnavailable
+from ..errors import ImageBuildError, SandboxUnavailable
 
 Progress = Callable[[str], None]
 
@@ -44,7 +44,7 @@ TRIM = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/sha
 def sandboxes_dir() -> Path:
     """Where the image folders live: $HARNESS_SANDBOXES_DIR or the repo's sandboxes/."""
     env = os.environ.get("HARNESS_SANDBOXES_DIR")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "sandboxes"
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "sandboxes"
 
 
 def cache_dir() -> Path:
@@ -300,7 +300,7 @@ def _docker_build(client: Any, context: Path, tag: str, base: str, network: str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.images", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.sandbox.images", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="cmd", required=True)
     build = sub.add_parser("build", help="build sandboxes/<name>/ into harness/<name>:latest")
     build.add_argument("name", nargs="?", default="python")

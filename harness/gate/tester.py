@@ -15,11 +15,11 @@ from typing import Callable
 
 import pygit2
 
-from .protocols import Sandbox
-from .schema import GateRun, SandboxRequest, TestReport
-from .store import RunStore
-from .testreport import JUNIT_NAME, build_report, flaky_after_rerun, wrap_command
-from .workspace import Workspace, worktree_name
+from ..sandbox.base import Sandbox
+from ..records import GateRun, SandboxRequest, TestReport
+from ..repo.store import RunStore
+from .junit import JUNIT_NAME, build_report, flaky_after_rerun, wrap_command
+from ..repo.workspace import Workspace, worktree_name
 
 Progress = Callable[[str], None]
 

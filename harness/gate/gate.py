@@ -22,18 +22,18 @@ from typing import Callable
 import pygit2
 from pydantic import ValidationError
 
-from .bisect import Bisection, find_culprits
-from .config import DockerSandboxConfig, LocalSandboxConfig, RunConfig
-from .errors import GitError, LandRefused, PlanError, RepoError, UsageError
-from .gatetest import GateTester
-from .integrator import fold, integration_ref, note_text
-from .plan import check_run_id
-from .sandbox import get_sandbox
-from .schema import (ConflictRecord, FailureInfo, FoldResult, GateReport, GateRun, MergeReport,
+from .culprits import Bisection, find_culprits
+from ..config import DockerSandboxConfig, LocalSandboxConfig, RunConfig
+from ..errors import GitError, LandRefused, PlanError, RepoError, UsageError
+from .tester import GateTester
+from ..integrate.integrator import fold, integration_ref, note_text
+from ..run.plan import check_run_id
+from ..sandbox import get_sandbox
+from ..records import (ConflictRecord, FailureInfo, FoldResult, GateReport, GateRun, MergeReport,
                      RunRecord, TaskStatus, utcnow)
-from .store import RunStore, open_run
-from .testreport import passes
-from .workspace import Workspace
+from ..repo.store import RunStore, open_run
+from .junit import passes
+from ..repo.workspace import Workspace
 
 Progress = Callable[[str], None]
 GATE_NOTE_MARK = "\n--- harness gate ---\n"

@@ -18,11 +18,11 @@ from typing import Mapping
 import pygit2
 
 from .hunks import Hunk, spans_collide
-from .plan import ResolvedPlan, check_run_id
-from .schema import (ConflictForecast, ForecastPair, ForecastPath, ForecastTask, HunkRange, ScopeOverlap,
+from ..run.plan import ResolvedPlan, check_run_id
+from ..records import (ConflictForecast, ForecastPair, ForecastPath, ForecastTask, HunkRange, ScopeOverlap,
                      TaskStatus)
-from .store import open_run
-from .workspace import Workspace, attempt_ref, branch_ref
+from ..repo.store import open_run
+from ..repo.workspace import Workspace, attempt_ref, branch_ref
 
 _D = pygit2.enums.DiffOption
 WORKDIR_FLAGS = _D.INCLUDE_UNTRACKED | _D.RECURSE_UNTRACKED_DIRS | _D.SHOW_UNTRACKED_CONTENT
@@ -198,7 +198,7 @@ def scope_overlap(globs_a: list[str], globs_b: list[str]) -> bool:
     wildcards it compares their literal prefixes, so it may say yes for globs that
     cannot meet (`src/*.py` and `src/*.c`), never no for globs that can. An empty
     scope is the whole repository."""
-    from .workspace import scope_matcher
+    from ..repo.workspace import scope_matcher
 
     if not globs_a or not globs_b:
         return True

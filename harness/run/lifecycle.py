@@ -14,15 +14,15 @@ from typing import Iterator
 
 from pydantic import TypeAdapter, ValidationError
 
-from .config import AgentConfig, DockerSandboxConfig, LocalSandboxConfig, Plan, RunConfig, SandboxConfig
-from .errors import GitError, RecordError, SandboxUnavailable, UsageError
-from .orchestrator import Orchestrator, Progress, _message, _quiet
-from .forecast import plan_scope_overlaps
+from ..config import AgentConfig, DockerSandboxConfig, LocalSandboxConfig, Plan, RunConfig, SandboxConfig
+from ..errors import GitError, RecordError, SandboxUnavailable, UsageError
+from .scheduler import Orchestrator, Progress, _message, _quiet
+from ..integrate.forecast import plan_scope_overlaps
 from .plan import ResolvedPlan, ResolvedTask, check_run_id, new_run_id, resolve, resolve_plan
-from .sandbox import get_sandbox
-from .schema import AgentResult, Attempt, RunRecord, TaskStatus, utcnow
-from .store import RunStore, open_run
-from .workspace import Workspace, attempt_ref, resolve_commit
+from ..sandbox import get_sandbox
+from ..records import AgentResult, Attempt, RunRecord, TaskStatus, utcnow
+from ..repo.store import RunStore, open_run
+from ..repo.workspace import Workspace, attempt_ref, resolve_commit
 
 
 def prepare_run(plan_path: Path, repo: Path, *, run_id: str | None = None,

@@ -11,17 +11,17 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable
 
-from . import failpoints
-from .agents import get_agent
-from .errors import GitError
+from .. import failpoints
+from ..agents import get_agent
+from ..errors import GitError
 from .plan import ResolvedPlan, ResolvedTask
-from .protocols import Sandbox
-from .repoguard import RepoGuard
-from .sandbox import get_sandbox
-from .schema import (AgentResult, Attempt, Budget, ConflictRecord, DiffStat, FailureInfo, RunRecord,
+from ..sandbox.base import Sandbox
+from ..repo.guard import RepoGuard
+from ..sandbox import get_sandbox
+from ..records import (AgentResult, Attempt, Budget, ConflictRecord, DiffStat, FailureInfo, RunRecord,
                      SandboxResult, TaskSpec, TaskStatus, utcnow)
-from .store import RunStore
-from .workspace import (Workspace, WorktreeCommit, attempt_ref, branch_ref, scope_matcher,
+from ..repo.store import RunStore
+from ..repo.workspace import (Workspace, WorktreeCommit, attempt_ref, branch_ref, scope_matcher,
                         worktree_name)
 
 Progress = Callable[[str], None]

@@ -29,8 +29,8 @@ from typing import Iterator, NamedTuple
 import pygit2
 from pygit2.enums import FileStatus, RepositoryOpenFlag
 
-from .errors import GitError, RepoError
-from .schema import DiffStat
+from ..errors import GitError, RepoError
+from ..records import DiffStat
 from .staging import MAX_FILE_BYTES, show_path, stage_entry
 
 AUTHOR = ("harness", "harness@localhost")

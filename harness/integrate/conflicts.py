@@ -14,7 +14,7 @@ from typing import Iterable, Mapping
 import pygit2
 
 from .hunks import conflict_hunks, is_binary
-from .schema import ConflictRecord, PathConflict
+from ..records import ConflictRecord, PathConflict
 
 Entry = pygit2.IndexEntry | None
 Triple = tuple[Entry, Entry, Entry]

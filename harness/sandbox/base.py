@@ -1,6 +1,6 @@
-"""The extension seams: a Sandbox runs commands, an Agent does a task in one.
+"""The sandbox seam: a Sandbox runs commands (an Agent does its task in one).
 
-Structural protocols, so a test double or a new backend needs no inheritance.
+A structural protocol, so a test double or a new backend needs no inheritance.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from .schema import SandboxRequest, SandboxResult, TaskSpec
+from ..records import SandboxRequest, SandboxResult
 
 
 @runtime_checkable
@@ -34,12 +34,3 @@ class Sandbox(Protocol):
         its run label and the harness dir it mounts, a local process by the harness dir
         in its environment), whoever started it; a `run` call waiting on one returns.
         Returns what was stopped."""
-
-
-@runtime_checkable
-class Agent(Protocol):
-    name: str
-
-    def run(self, spec: TaskSpec, sandbox: Sandbox, workspace: Path, harness_dir: Path,
-            log_path: Path) -> SandboxResult:
-        """Do the task in the workspace through the sandbox; the harness commits after."""

@@ -13,7 +13,7 @@ from typing import Iterable
 
 import pygit2
 
-from .schema import HunkRange
+from ..records import HunkRange
 
 BINARY_SNIFF = 8000
 

@@ -31,9 +31,9 @@ from typing import Any, Iterator
 
 from pydantic import ValidationError
 
-from . import failpoints
-from .errors import HarnessError, RecordError, RunBusy, UsageError
-from .schema import RunRecord, utcnow
+from .. import failpoints
+from ..errors import HarnessError, RecordError, RunBusy, UsageError
+from ..records import RunRecord, utcnow
 from .workspace import Workspace
 
 # Events whose payload changes the record; every other kind is history only.
@@ -376,7 +376,7 @@ def list_runs(ws: Workspace) -> list[RunEntry]:
 def open_run(repo: Path | str, run_id: str) -> tuple[Workspace, RunStore, RunRecord]:
     """The workspace, store and record of an existing run. Raises UsageError
     (unknown or invalid run id) or RecordError (unreadable record)."""
-    from .plan import check_run_id
+    from ..run.plan import check_run_id
 
     check_run_id(run_id)
     ws = Workspace(repo)

@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .schema import SandboxResult, TestReport
+from ..records import SandboxResult, TestReport
 
 JUNIT_NAME = ".harness-junit.xml"
 

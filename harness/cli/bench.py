@@ -16,9 +16,9 @@ def _report_dir(repo: Path | None, run_id: str) -> Path:
     """The bench folder of a run: in --repo, or else in the repositories made from
     bundled examples (where `harness bench SPEC` without --repo ran)."""
     from ..errors import UsageError
-    from ..plan import check_run_id
-    from ..store import open_run
-    from .runner import targets_cache
+    from ..run.plan import check_run_id
+    from ..repo.store import open_run
+    from ..bench.runner import targets_cache
 
     check_run_id(run_id)
     if repo is not None:
@@ -58,9 +58,9 @@ def make_group(guarded, json_option) -> click.Group:
     def run(spec: Path, repo: Path | None, run_id: str | None, sandbox: str | None,
             repeats: int | None, as_json: bool) -> None:
         """Run the bench SPEC end to end and write report.json and report.html."""
-        from ..plan import check_run_id
-        from .runner import run_bench
-        from .summary import summary_text
+        from ..run.plan import check_run_id
+        from ..bench.runner import run_bench
+        from ..bench.summary import summary_text
 
         if run_id is not None:
             check_run_id(run_id)
@@ -78,8 +78,8 @@ def make_group(guarded, json_option) -> click.Group:
     @guarded
     def report(run_id: str, repo: Path | None) -> None:
         """Rebuild report.html of a bench run from its report.json."""
-        from .html import write_report
-        from .model import load_report
+        from ..bench.html import write_report
+        from ..bench.model import load_report
 
         folder = _report_dir(repo, run_id)
         _, html = write_report(load_report(folder), folder)
@@ -93,9 +93,9 @@ def make_group(guarded, json_option) -> click.Group:
     @guarded
     def compare_cmd(run_a: str, run_b: str, repo: Path | None, html_out: Path | None) -> None:
         """Compare two bench runs: baseline, integration and each strategy."""
-        from ..plan import check_run_id
-        from .html import compare_reports, render_compare_html
-        from .model import load_report
+        from ..run.plan import check_run_id
+        from ..bench.html import compare_reports, render_compare_html
+        from ..bench.model import load_report
 
         for run_id in (run_a, run_b):
             check_run_id(run_id)

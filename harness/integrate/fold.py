@@ -18,9 +18,9 @@ from typing import Callable, Literal, Mapping, Sequence
 import pygit2
 
 from .conflicts import conflict_record
-from .errors import RepoError
-from .schema import ConflictRecord, FoldResult, MergeStep
-from .workspace import AUTHOR, Workspace
+from ..errors import RepoError
+from ..records import ConflictRecord, FoldResult, MergeStep
+from ..repo.workspace import AUTHOR, Workspace
 
 Policy = Literal["skip", "retry", "fail"]
 Progress = Callable[[str], None]
