@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..config import DockerSandboxConfig
-from ..sandbox.base import Sandbox
-from ..sandbox import get_sandbox
+from ..gate.junit import build_report, wrap_command
+from ..progress import Progress
 from ..records import SandboxRequest, TestReport
 from ..repo.store import RunStore
-from ..gate.junit import build_report, wrap_command
 from ..repo.workspace import Workspace, worktree_name
+from ..sandbox import get_sandbox
+from ..sandbox.base import Sandbox
 from .spec import BenchSpec
 
 PROFILE_FILE = ".harness-profile.folded"
-Progress = Callable[[str], None]
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import Command, DockerSandboxConfig, SandboxConfig, Seconds, _coerce_typed, id_problem, read_toml
+from ..config import Command, DockerSandboxConfig, SandboxConfig, Seconds, coerce_typed, id_problem, read_toml
 from ..errors import PlanError
 
 
@@ -53,7 +53,7 @@ class BenchSpec(BaseModel):
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     seed: int = 0
 
-    _coerce = field_validator("sandbox", mode="before")(lambda cls, v: _coerce_typed(v))
+    _coerce = field_validator("sandbox", mode="before")(lambda cls, v: coerce_typed(v))
 
 
 class LoadedSpec(BaseModel):

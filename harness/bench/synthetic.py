@@ -11,18 +11,18 @@ from pathlib import Path
 
 from .flame import parse_folded, render_diff_svg, render_svg, top_frames
 from .model import (
-    AttemptRecord,
-    BenchReport,
-    CandidateReport,
-    Machine,
-    Measurement,
-    Metric,
-    ProfileArtifacts,
-    Target,
-    TestSummary,
-    TimelineEntry,
-    build_summary,
-)
+                    AttemptRecord,
+                    BenchReport,
+                    CandidateReport,
+                    Machine,
+                    Measurement,
+                    Metric,
+                    ProfileArtifacts,
+                    Target,
+                    TestSummary,
+                    TimelineEntry,
+                    build_summary,
+                    )
 from .stats import compare
 
 _BASE_FOLDED = """\

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from . import views as render
 from ..errors import HarnessError, UsageError
+from . import views as render
 
 repo_option = click.option("--repo", type=click.Path(path_type=Path), default=Path("."),
                            show_default=True, help="The target git repository.")
@@ -24,7 +24,7 @@ def _stderr(line: str) -> None:
 
 def _check_run_id(run_id: str) -> None:
     """Refuse a run id that could not name a run (`../x`, `a..b`) before opening anything."""
-    from ..run.plan import check_run_id
+    from ..config import check_run_id
 
     check_run_id(run_id)
 
@@ -150,21 +150,28 @@ def clean(run_id: str, repo: Path, force: bool) -> None:
 @click.option("--onto", help="Ref or commit to fold onto (default: the run's base commit).")
 @click.option("--order", type=click.Choice(["finish", "plan", "given"]), default="finish", show_default=True,
               help="Fold by the agents' finish time, in plan order, or in the order of --task.")
+
+
 @click.option("--task", "tasks", multiple=True, metavar="TASK",
               help="Fold only this task's branch (repeatable).")
+
+
 @click.option("--on-conflict", "policy", type=click.Choice(["skip", "retry", "fail"]), default="skip",
               show_default=True, help="Leave a conflicting branch out, re-run its task on the "
               "integration head, or stop without moving the integration branch.")
+
+
 @json_option
 @guarded
 def integrate(run_id: str, repo: Path, onto: str | None, order: str, tasks: tuple[str, ...], policy: str,
               as_json: bool) -> None:
     """Fold RUN's succeeded branches into harness/RUN/integration, in memory."""
     from ..integrate.integrator import integrate_run
+    from ..run.retry import ConflictRetry
 
     _check_run_id(run_id)
     report = integrate_run(repo, run_id, onto=onto, order=order, policy=policy, tasks=list(tasks) or None,
-                           progress=_stderr)
+                           retry=ConflictRetry, progress=_stderr)
     click.echo(report.model_dump_json(indent=2) if as_json else render.merge_report(report))
     sys.exit(1 if report.status == "failed" else 0)
 
@@ -190,13 +197,21 @@ def conflicts(run_id: str, repo: Path, as_json: bool) -> None:
 @click.option("--land", metavar="REF", help="When green, move REF to the tested commit "
               "(compare-and-swap against its value when the gate started). A branch checked out "
               "in a worktree is refused, as git push refuses it.")
+
+
 @click.option("--force-land", is_flag=True, help="Land even on a branch checked out in a worktree; "
               "that worktree's files and index stay at the old commit.")
+
+
 @click.option("--rerun-failed", is_flag=True, help="Run failing tests once more before bisecting; "
               "tests that pass then are reported flaky.")
+
+
 @click.option("--sandbox", type=click.Choice(["docker", "local"]), help="Sandbox backend (overrides the run's).")
 @click.option("--no-check-alone", "check_alone", is_flag=True, flag_value=False, default=True,
               help="Do not test each culprit alone (no semantic-conflict records; fewer test runs).")
+
+
 @json_option
 @guarded
 def gate(run_id: str, repo: Path, test_cmd: str | None, land: str | None, force_land: bool,

@@ -15,10 +15,10 @@ def _stderr(line: str) -> None:
 def _report_dir(repo: Path | None, run_id: str) -> Path:
     """The bench folder of a run: in --repo, or else in the repositories made from
     bundled examples (where `harness bench SPEC` without --repo ran)."""
-    from ..errors import UsageError
-    from ..run.plan import check_run_id
-    from ..repo.store import open_run
     from ..bench.runner import targets_cache
+    from ..config import check_run_id
+    from ..errors import UsageError
+    from ..repo.store import open_run
 
     check_run_id(run_id)
     if repo is not None:
@@ -58,9 +58,9 @@ def make_group(guarded, json_option) -> click.Group:
     def run(spec: Path, repo: Path | None, run_id: str | None, sandbox: str | None,
             repeats: int | None, as_json: bool) -> None:
         """Run the bench SPEC end to end and write report.json and report.html."""
-        from ..run.plan import check_run_id
         from ..bench.runner import run_bench
         from ..bench.summary import summary_text
+        from ..config import check_run_id
 
         if run_id is not None:
             check_run_id(run_id)
@@ -93,9 +93,9 @@ def make_group(guarded, json_option) -> click.Group:
     @guarded
     def compare_cmd(run_a: str, run_b: str, repo: Path | None, html_out: Path | None) -> None:
         """Compare two bench runs: baseline, integration and each strategy."""
-        from ..run.plan import check_run_id
         from ..bench.html import compare_reports, render_compare_html
         from ..bench.model import load_report
+        from ..config import check_run_id
 
         for run_id in (run_a, run_b):
             check_run_id(run_id)

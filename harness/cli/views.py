@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..integrate.hunks import format_ranges
 from ..records import (AgentResult, ConflictForecast, ConflictRecord, GateReport, MergeReport, RunRecord,
-                     TaskStatus)
+                       TaskStatus)
 
 
 def _table(rows: list[list[str]]) -> str:

@@ -17,30 +17,24 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import pygit2
 from pydantic import ValidationError
 
-from .culprits import Bisection, find_culprits
-from ..config import DockerSandboxConfig, LocalSandboxConfig, RunConfig
+from ..config import DockerSandboxConfig, LocalSandboxConfig, RunConfig, check_run_id
 from ..errors import GitError, LandRefused, PlanError, RepoError, UsageError
-from .tester import GateTester
 from ..integrate.integrator import fold, integration_ref, note_text
-from ..run.plan import check_run_id
-from ..sandbox import get_sandbox
+from ..progress import Progress, quiet
 from ..records import (ConflictRecord, FailureInfo, FoldResult, GateReport, GateRun, MergeReport,
-                     RunRecord, TaskStatus, utcnow)
+                       RunRecord, TaskStatus, utcnow)
 from ..repo.store import RunStore, open_run
-from .junit import passes
 from ..repo.workspace import Workspace
+from ..sandbox import get_sandbox
+from .culprits import Bisection, find_culprits
+from .junit import passes
+from .tester import GateTester
 
-Progress = Callable[[str], None]
 GATE_NOTE_MARK = "\n--- harness gate ---\n"
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 @dataclass
@@ -159,7 +153,7 @@ class _Folds:
 
 def gate_run(repo: Path | str, run_id: str, *, test_cmd: str | None = None, land: str | None = None,
              force_land: bool = False, rerun_failed: bool = False, sandbox: str | None = None,
-             check_alone: bool = True, progress: Progress = _quiet) -> GateReport:
+             check_alone: bool = True, progress: Progress = quiet) -> GateReport:
     """Gate a run's integration; see the module docstring. Returns the GateReport
     (also in the run record and noted on the tested commit). Raises UsageError on
     bad input, SandboxUnavailable when the sandbox cannot run, LandRefused when

@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Callable
 
 import pygit2
 
-from ..sandbox.base import Sandbox
+from ..progress import Progress
 from ..records import GateRun, SandboxRequest, TestReport
 from ..repo.store import RunStore
-from .junit import JUNIT_NAME, build_report, flaky_after_rerun, wrap_command
 from ..repo.workspace import Workspace, worktree_name
-
-Progress = Callable[[str], None]
+from ..sandbox.base import Sandbox
+from .junit import JUNIT_NAME, build_report, flaky_after_rerun, wrap_command
 
 
 class GateTester:

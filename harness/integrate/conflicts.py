@@ -13,8 +13,8 @@ from typing import Iterable, Mapping
 
 import pygit2
 
-from .hunks import conflict_hunks, is_binary
 from ..records import ConflictRecord, PathConflict
+from .hunks import conflict_hunks, is_binary
 
 Entry = pygit2.IndexEntry | None
 Triple = tuple[Entry, Entry, Entry]

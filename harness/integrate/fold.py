@@ -17,22 +17,18 @@ from typing import Callable, Literal, Mapping, Sequence
 
 import pygit2
 
-from .conflicts import conflict_record
 from ..errors import RepoError
+from ..progress import Progress, quiet
 from ..records import ConflictRecord, FoldResult, MergeStep
 from ..repo.workspace import AUTHOR, Workspace
+from .conflicts import conflict_record
 
 Policy = Literal["skip", "retry", "fail"]
-Progress = Callable[[str], None]
 Resolver = Callable[[str, ConflictRecord, str], str | None]
 """(task id, its conflict, integration head) -> a new head of the task that is
 based on the integration head, or None when no new head could be made."""
 
 MERGE_FLAGS = pygit2.enums.MergeFlag.FIND_RENAMES
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 def merge_message(run_id: str, task_id: str, strategy: str | None) -> str:
@@ -199,7 +195,7 @@ def _rebuild(repo: pygit2.Repository, tree: pygit2.Tree | None,
 def fold(repo: pygit2.Repository | Workspace, onto: str, heads: Sequence[tuple[str, str]], *,
          run_id: str = "", strategies: Mapping[str, str | None] | None = None,
          policy: Policy = "skip", resolve: Resolver | None = None,
-         progress: Progress = _quiet) -> FoldResult:
+         progress: Progress = quiet) -> FoldResult:
     """Fold `heads` ((task id, commit) pairs, in order) onto the commit `onto`.
 
     Creates trees and merge commits only; no ref moves. On a conflict, `skip`

@@ -10,22 +10,20 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Collection, Literal
+from typing import Callable, Collection, Literal, Protocol
 
+from ..config import check_run_id
 from ..errors import RepoError, UsageError
-from .fold import Policy, Progress, Resolver, fold, merge_message, rebuild_tree
-from ..run.plan import check_run_id
-from ..records import AgentResult, ConflictRecord, FoldResult, MergeReport, RunRecord, TaskStatus
+from ..progress import Progress, quiet
+from ..records import ConflictRecord, FoldResult, MergeReport, RunRecord, TaskStatus
 from ..repo.store import RunStore, open_run
 from ..repo.workspace import Workspace, branch_ref, resolve_commit
+from .fold import Policy, Resolver, fold, merge_message, rebuild_tree
 
-__all__ = ["FoldResult", "Resolver", "fold", "integrate_run", "integration_ref", "merge_message",
+__all__ = ["FoldResult", "Resolver", "Retry", "RetryFactory", "fold", "integrate_run", "integration_ref", "merge_message",
            "rebuild_tree", "succeeded_heads"]
 
 Order = Literal["finish", "plan", "given"]
-
-def _quiet(_: str) -> None:
-    pass
 
 
 def integration_ref(run_id: str) -> str:
@@ -72,57 +70,26 @@ def succeeded_heads(ws: Workspace, record: RunRecord, order: Order,
     return [(r.task_id, r.head_commit) for r in done]  # type: ignore[misc]
 
 
-class _Retrier:
-    """The `retry` policy: a new attempt of the conflicting task, based on the
-    integration head and handed the ConflictRecord. Its budget is the task's
-    retries not yet used, and always at least one attempt."""
+class Retry(Protocol):
+    """Re-runs a conflicting task on the integration head (the `retry` policy).
 
-    def __init__(self, ws: Workspace, store: RunStore, record: RunRecord, progress: Progress) -> None:
-        from ..run.scheduler import Orchestrator
-        from ..run.plan import resolve_plan
-
-        if not record.plan_path or not Path(record.plan_path).is_file():
-            raise UsageError(f"run {record.run_id!r}: its plan {record.plan_path} is gone; "
-                             "cannot retry (use --on-conflict skip)")
-        self.plan = resolve_plan(Path(record.plan_path))
-        self.orch = Orchestrator(ws, store, self.plan, record, progress)
-        self.results: dict[str, AgentResult] = {}
-        self.store = store
+    Integrate does not run agents: the caller hands it a factory for this (see
+    `harness.run.retry.ConflictRetry`), so integrate never imports the scheduler."""
 
     def __call__(self, task_id: str, conflict: ConflictRecord, head: str) -> str | None:
-        task = self.plan.tasks.get(task_id)
-        prev = self.results.get(task_id) or self.orch.record.tasks[task_id]
-        if task is None:
-            return None
-        used = max(0, len(prev.attempts) - 1)
-        retries = max(0, task.retries - used)
-        self.store.event("integrate_retry", task=task_id, base=head, retries=retries)
-        new = self.orch.run_task(task, base_commit=head, conflict=conflict,
-                                 first_attempt=len(prev.attempts) + 1, retries=retries)
-        ok = new.status == TaskStatus.succeeded
-        merged = new.model_copy(update={
-            "attempts": [*prev.attempts, *new.attempts],
-            "retries": len(prev.attempts) + len(new.attempts) - 1,
-            "started_at": prev.started_at or new.started_at,
-            "status": TaskStatus.succeeded if ok else TaskStatus.conflicted,
-            "exit_reason": new.exit_reason if ok else f"conflict; retry ended {new.status.value}"
-                                                      + (f" ({new.exit_reason})" if new.exit_reason else ""),
-            "branch": new.branch or prev.branch,
-            "head_commit": new.head_commit if ok else prev.head_commit,
-            "diff": new.diff if ok else prev.diff,
-        })
-        self.results[task_id] = merged
-        return new.head_commit if ok else None
+        """A new attempt of `task_id` based on `head` and handed `conflict`; its new
+        head when it succeeded, else None."""
 
     def record(self, record: RunRecord) -> RunRecord:
-        tasks = {**record.tasks, **self.results}
-        worktrees = list(dict.fromkeys([*record.worktrees, *self.orch.record.worktrees]))
-        return record.model_copy(update={"tasks": tasks, "worktrees": worktrees})
+        """`record` with the retried tasks' results and worktrees merged in."""
+
+
+RetryFactory = Callable[[Workspace, RunStore, RunRecord, Progress], Retry]
 
 
 def integrate_run(repo: Path | str, run_id: str, *, onto: str | None = None, order: Order = "finish",
                   policy: Policy = "skip", tasks: Collection[str] | None = None,
-                  progress: Progress = _quiet) -> MergeReport:
+                  retry: RetryFactory | None = None, progress: Progress = quiet) -> MergeReport:
     """Fold the run's succeeded branches (only `tasks`, when given; in their order
     with `order="given"`) and move `harness/<run>/integration`.
 
@@ -130,7 +97,8 @@ def integrate_run(repo: Path | str, run_id: str, *, onto: str | None = None, ord
     moved: an invalid or unknown run id, unknown `onto`, no succeeded branches, a branch deleted or
     moved since the run. Policy `fail` stops at the first conflict and moves no ref
     (the report, status "failed", is still recorded). Returns the MergeReport, also
-    saved in the run record with the unresolved conflicts.
+    saved in the run record with the unresolved conflicts. Policy `retry` needs
+    `retry`, which re-runs a conflicting task (UsageError without it).
     """
     if order not in ("finish", "plan", "given"):
         raise UsageError(f"unknown order {order!r}; known: finish, plan, given")
@@ -138,20 +106,23 @@ def integrate_run(repo: Path | str, run_id: str, *, onto: str | None = None, ord
         raise UsageError("order given: name the tasks to fold, in order")
     if policy not in ("skip", "retry", "fail"):
         raise UsageError(f"unknown conflict policy {policy!r}; known: skip, retry, fail")
+    if policy == "retry" and retry is None:
+        raise UsageError("on conflict retry: no way to re-run a task was given")
     check_run_id(run_id)
     ws, store, record = open_run(repo, run_id)
     with store.writer("integrate"):
         return _integrate(ws, store, store.load(), onto=onto, order=order, policy=policy, tasks=tasks,
-                          progress=progress)
+                          retry=retry, progress=progress)
 
 
 def _integrate(ws: Workspace, store: RunStore, record: RunRecord, *, onto: str | None, order: Order,
-               policy: Policy, tasks: Collection[str] | None, progress: Progress) -> MergeReport:
+               policy: Policy, tasks: Collection[str] | None, retry: RetryFactory | None,
+               progress: Progress) -> MergeReport:
     run_id = record.run_id
     onto_ref = onto or record.base_commit
     onto_id = str(resolve_commit(ws.repo(), onto_ref).id)
     heads = succeeded_heads(ws, record, order, tasks)
-    retrier = _Retrier(ws, store, record, progress) if policy == "retry" else None
+    retrier = retry(ws, store, record, progress) if policy == "retry" and retry is not None else None
     strategies = {t: r.strategy for t, r in record.tasks.items()}
     store.event("integrate_started", onto=onto_id, order=order, policy=policy, branches=len(heads))
     progress(f"integrating {len(heads)} branch(es) of run {run_id} onto {onto_id[:10]} "

@@ -32,6 +32,7 @@ from typing import Any, Iterator
 from pydantic import ValidationError
 
 from .. import failpoints
+from ..config import check_run_id
 from ..errors import HarnessError, RecordError, RunBusy, UsageError
 from ..records import RunRecord, utcnow
 from .workspace import Workspace
@@ -376,8 +377,6 @@ def list_runs(ws: Workspace) -> list[RunEntry]:
 def open_run(repo: Path | str, run_id: str) -> tuple[Workspace, RunStore, RunRecord]:
     """The workspace, store and record of an existing run. Raises UsageError
     (unknown or invalid run id) or RecordError (unreadable record)."""
-    from ..run.plan import check_run_id
-
     check_run_id(run_id)
     ws = Workspace(repo)
     store = RunStore(ws, run_id)

@@ -14,15 +14,17 @@ from typing import Iterator
 
 from pydantic import TypeAdapter, ValidationError
 
-from ..config import AgentConfig, DockerSandboxConfig, LocalSandboxConfig, Plan, RunConfig, SandboxConfig
+from ..config import (AgentConfig, DockerSandboxConfig, LocalSandboxConfig, Plan, RunConfig, SandboxConfig,
+                      check_run_id)
 from ..errors import GitError, RecordError, SandboxUnavailable, UsageError
-from .scheduler import Orchestrator, Progress, _message, _quiet
-from ..integrate.forecast import plan_scope_overlaps
-from .plan import ResolvedPlan, ResolvedTask, check_run_id, new_run_id, resolve, resolve_plan
-from ..sandbox import get_sandbox
+from ..progress import Progress, quiet
 from ..records import AgentResult, Attempt, RunRecord, TaskStatus, utcnow
 from ..repo.store import RunStore, open_run
 from ..repo.workspace import Workspace, attempt_ref, resolve_commit
+from ..sandbox import get_sandbox
+from .plan import ResolvedPlan, ResolvedTask, new_run_id, resolve, resolve_plan
+from .scheduler import Orchestrator, attempt_message
+from .scopes import plan_scope_overlaps
 
 
 def prepare_run(plan_path: Path, repo: Path, *, run_id: str | None = None,
@@ -80,13 +82,13 @@ def prepare_resolved(plan: ResolvedPlan, repo: Path, *, run_id: str | None = Non
     return ws, store, plan, record, warnings
 
 
-def run_plan(plan_path: Path, repo: Path, *, progress: Progress = _quiet, **options) -> RunRecord:
+def run_plan(plan_path: Path, repo: Path, *, progress: Progress = quiet, **options) -> RunRecord:
     """Run a plan end to end and return its record. Raises UsageError on bad input."""
     return execute(*prepare_run(plan_path, repo, **options), progress=progress)
 
 
 def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecord, warnings: list[str],
-            *, progress: Progress = _quiet) -> RunRecord:
+            *, progress: Progress = quiet) -> RunRecord:
     """Create the run's record and run its agents (everything was checked before).
     The run holds its writer lock throughout; SIGINT and SIGTERM cancel it (see
     `Orchestrator.cancel`) and the record ends `cancelled`."""
@@ -103,7 +105,7 @@ def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecor
             return orch.run()
 
 
-def resume_run(repo: Path, run_id: str, *, progress: Progress = _quiet) -> RunRecord:
+def resume_run(repo: Path, run_id: str, *, progress: Progress = quiet) -> RunRecord:
     """Finish a run that was interrupted (its process killed) or cancelled, or whose
     tasks crashed (a lost Docker daemon, say): stop what it left running (containers
     by label, processes by mark), keep its finished tasks, commit the work of
@@ -255,7 +257,7 @@ def _salvage_attempt(orch: Orchestrator, store: RunStore, plan: ResolvedPlan, ti
     why = "interrupted: the harness stopped while it ran"
     if wt.exists() and tid in plan.tasks:
         try:
-            done, _ = orch.commit_attempt(tid, n, base, wt, _message(store.run_id, plan.tasks[tid], n))
+            done, _ = orch.commit_attempt(tid, n, base, wt, attempt_message(store.run_id, plan.tasks[tid], n))
             commit, diff = done.commit or orch.ws.ref_target(ref), done.diff if done.commit else None
         except Exception as exc:  # its worktree is beyond repair: keep it for a person to look at
             why += f"; its worktree {wt} could not be committed ({type(exc).__name__}: {exc})"

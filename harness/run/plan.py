@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import (AgentConfig, CommandAgentConfig, DockerSandboxConfig, LocalSandboxConfig, Plan,
-                     RunConfig, StrategyFile, id_problem, load_plan, load_strategy)
+                      RunConfig, StrategyFile, id_problem, load_plan, load_strategy)
 from ..errors import PlanError, UsageError
 
 
@@ -181,11 +181,3 @@ def _check_graph(plan: ResolvedPlan, where: str) -> None:
 
     for tid in plan.tasks:
         visit(tid, [])
-
-
-def check_run_id(run_id: str) -> None:
-    """Raises UsageError unless `run_id` can name a run's refs and folder; every
-    command that takes a run id calls it before opening anything."""
-    problem = id_problem(run_id)
-    if problem:
-        raise UsageError(f"invalid run id {run_id!r}: {problem}")

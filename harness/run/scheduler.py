@@ -9,26 +9,20 @@ import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Callable
 
 from .. import failpoints
 from ..agents import get_agent
 from ..errors import GitError
-from .plan import ResolvedPlan, ResolvedTask
-from ..sandbox.base import Sandbox
-from ..repo.guard import RepoGuard
-from ..sandbox import get_sandbox
+from ..progress import Progress, quiet
 from ..records import (AgentResult, Attempt, Budget, ConflictRecord, DiffStat, FailureInfo, RunRecord,
-                     SandboxResult, TaskSpec, TaskStatus, utcnow)
+                       SandboxResult, TaskSpec, TaskStatus, utcnow)
+from ..repo.guard import RepoGuard
 from ..repo.store import RunStore
 from ..repo.workspace import (Workspace, WorktreeCommit, attempt_ref, branch_ref, scope_matcher,
-                        worktree_name)
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
+                              worktree_name)
+from ..sandbox import get_sandbox
+from ..sandbox.base import Sandbox
+from .plan import ResolvedPlan, ResolvedTask
 
 
 class Orchestrator:
@@ -40,7 +34,7 @@ class Orchestrator:
     what it produced to its attempt ref and ends `cancelled`."""
 
     def __init__(self, ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecord,
-                 progress: Progress = _quiet) -> None:
+                 progress: Progress = quiet) -> None:
         self.ws = ws
         self.store = store
         self.plan = plan
@@ -409,7 +403,7 @@ class Orchestrator:
         repository changed, why (the attempt then counts as crashed)."""
         try:
             done, ref = self.commit_attempt(task.id, number, base_commit, wt_path,
-                                            _message(self.record.run_id, task, number))
+                                            attempt_message(self.record.run_id, task, number))
             failed = None
         except Exception as exc:
             log = self._crash_log(task.id, exc)
@@ -447,7 +441,7 @@ def _exit_reason(attempt: Attempt | None) -> str | None:
     return attempt.reason
 
 
-def _message(run_id: str, task: ResolvedTask, number: int) -> str:
+def attempt_message(run_id: str, task: ResolvedTask, number: int) -> str:
     title = f"harness({task.id}): attempt {number}"
     if task.strategy:
         title += f" [{task.strategy}]"

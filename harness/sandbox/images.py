@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ImageBuildError, SandboxUnavailable
-
-Progress = Callable[[str], None]
+from ..progress import Progress, quiet
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.integrate.forecast import FileChange, overlapping_pairs, scope_overlap
+from harness.integrate.forecast import FileChange, overlapping_pairs
+from harness.run.scopes import scope_overlap
 from harness.integrate.hunks import Hunk, conflict_hunks, diff_hunks, format_ranges, is_binary, regions, spans_collide
 from harness.records import HunkRange
 
