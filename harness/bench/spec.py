@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..config import Command, DockerSandboxConfig, SandboxConfig, Seconds, coerce_typed, id_problem, read_toml
 from ..errors import PlanError
+from ..sandbox import sandbox_override
 
 
 class BenchSpec(BaseModel):
@@ -70,8 +71,6 @@ def load_spec(path: Path, *, sandbox: str | None = None, repeats: int | None = N
     """Read and check a bench spec. Raises PlanError naming the file and field."""
     raw = read_toml(path)
     data = dict(raw.get("bench", {}))
-    if sandbox is not None:
-        data["sandbox"] = {"type": sandbox}
     if repeats is not None:
         data["repeats"] = repeats
     try:
@@ -80,6 +79,7 @@ def load_spec(path: Path, *, sandbox: str | None = None, repeats: int | None = N
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise PlanError(f"{path}: bench.{where}: {err['msg']}") from None
+    spec = spec.model_copy(update={"sandbox": sandbox_override(spec.sandbox, sandbox)})
     base = path.parent
     files: list[Path] = []
     for pattern in spec.strategies:

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from ..errors import HarnessError, UsageError
+from ..sandbox import NAMES as SANDBOXES
 from . import views as render
 
 repo_option = click.option("--repo", type=click.Path(path_type=Path), default=Path("."),
@@ -57,7 +58,7 @@ def main() -> None:
 @click.argument("plan", type=click.Path(path_type=Path))
 @repo_option
 @click.option("--max-parallel", type=int, help="Most agents at once (overrides the plan).")
-@click.option("--sandbox", type=click.Choice(["docker", "local"]), help="Sandbox backend (overrides the plan).")
+@click.option("--sandbox", type=click.Choice(SANDBOXES), help="Sandbox backend (overrides the plan).")
 @click.option("--run-id", help="Run id (default: from the plan, or generated).")
 @click.option("--keep-sandboxes", is_flag=True, help="Keep containers after their attempt.")
 @json_option
@@ -150,17 +151,11 @@ def clean(run_id: str, repo: Path, force: bool) -> None:
 @click.option("--onto", help="Ref or commit to fold onto (default: the run's base commit).")
 @click.option("--order", type=click.Choice(["finish", "plan", "given"]), default="finish", show_default=True,
               help="Fold by the agents' finish time, in plan order, or in the order of --task.")
-
-
 @click.option("--task", "tasks", multiple=True, metavar="TASK",
               help="Fold only this task's branch (repeatable).")
-
-
 @click.option("--on-conflict", "policy", type=click.Choice(["skip", "retry", "fail"]), default="skip",
               show_default=True, help="Leave a conflicting branch out, re-run its task on the "
               "integration head, or stop without moving the integration branch.")
-
-
 @json_option
 @guarded
 def integrate(run_id: str, repo: Path, onto: str | None, order: str, tasks: tuple[str, ...], policy: str,
@@ -197,21 +192,13 @@ def conflicts(run_id: str, repo: Path, as_json: bool) -> None:
 @click.option("--land", metavar="REF", help="When green, move REF to the tested commit "
               "(compare-and-swap against its value when the gate started). A branch checked out "
               "in a worktree is refused, as git push refuses it.")
-
-
 @click.option("--force-land", is_flag=True, help="Land even on a branch checked out in a worktree; "
               "that worktree's files and index stay at the old commit.")
-
-
 @click.option("--rerun-failed", is_flag=True, help="Run failing tests once more before bisecting; "
               "tests that pass then are reported flaky.")
-
-
-@click.option("--sandbox", type=click.Choice(["docker", "local"]), help="Sandbox backend (overrides the run's).")
+@click.option("--sandbox", type=click.Choice(SANDBOXES), help="Sandbox backend (overrides the run's).")
 @click.option("--no-check-alone", "check_alone", is_flag=True, flag_value=False, default=True,
               help="Do not test each culprit alone (no semantic-conflict records; fewer test runs).")
-
-
 @json_option
 @guarded
 def gate(run_id: str, repo: Path, test_cmd: str | None, land: str | None, force_land: bool,

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from ..sandbox import NAMES as SANDBOXES
+
 
 def _stderr(line: str) -> None:
     click.echo(line, err=True)
@@ -51,7 +53,7 @@ def make_group(guarded, json_option) -> click.Group:
     @click.argument("spec", type=click.Path(path_type=Path))
     @click.option("--repo", type=click.Path(path_type=Path), help="Target repository (default: the spec's target).")
     @click.option("--run-id", help="Run id (default: generated).")
-    @click.option("--sandbox", type=click.Choice(["docker", "local"]), help="Override the spec's sandbox.")
+    @click.option("--sandbox", type=click.Choice(SANDBOXES), help="Override the spec's sandbox.")
     @click.option("--repeats", type=int, help="Samples per side (overrides the spec).")
     @json_option
     @guarded

@@ -21,7 +21,7 @@ from pathlib import Path
 import pygit2
 from pydantic import ValidationError
 
-from ..config import DockerSandboxConfig, LocalSandboxConfig, RunConfig, check_run_id
+from ..config import RunConfig, SandboxConfig, check_run_id
 from ..errors import GitError, LandRefused, PlanError, RepoError, UsageError
 from ..integrate.integrator import fold, integration_ref, note_text
 from ..progress import Progress, quiet
@@ -29,7 +29,7 @@ from ..records import (ConflictRecord, FailureInfo, FoldResult, GateReport, Gate
                        RunRecord, TaskStatus, utcnow)
 from ..repo.store import RunStore, open_run
 from ..repo.workspace import Workspace
-from ..sandbox import get_sandbox
+from ..sandbox import default_config, get_sandbox, sandbox_override
 from .culprits import Bisection, find_culprits
 from .junit import passes
 from .tester import GateTester
@@ -45,7 +45,7 @@ class _Input:
     merge: MergeReport
     run: RunConfig
     test_cmd: str
-    sandbox_cfg: LocalSandboxConfig | DockerSandboxConfig
+    sandbox_cfg: SandboxConfig
     land_ref: str | None
     land_old: str | None
 
@@ -79,12 +79,7 @@ def check_gate_input(repo: Path | str, run_id: str, *, test_cmd: str | None = No
     if not cmd or not cmd.strip():
         raise UsageError(f"run {run_id!r}: no test command; set [run] test_cmd in the plan "
                          "or pass --test-cmd")
-    cfg = run.sandbox if record.plan else (LocalSandboxConfig() if record.sandbox == "local"
-                                           else DockerSandboxConfig())
-    if sandbox is not None and sandbox != cfg.type:
-        if sandbox not in ("local", "docker"):
-            raise UsageError(f"unknown sandbox {sandbox!r}; known: local, docker")
-        cfg = LocalSandboxConfig() if sandbox == "local" else DockerSandboxConfig()
+    cfg = sandbox_override(run.sandbox if record.plan else default_config(record.sandbox), sandbox)
     land_ref = land_old = None
     if land is not None:
         land_ref, land_old = _land_target(ws, land, merge.base_commit)

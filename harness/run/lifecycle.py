@@ -14,14 +14,13 @@ from typing import Iterator
 
 from pydantic import TypeAdapter, ValidationError
 
-from ..config import (AgentConfig, DockerSandboxConfig, LocalSandboxConfig, Plan, RunConfig, SandboxConfig,
-                      check_run_id)
+from ..config import AgentConfig, Plan, RunConfig, SandboxConfig, check_run_id
 from ..errors import GitError, RecordError, SandboxUnavailable, UsageError
 from ..progress import Progress, quiet
 from ..records import AgentResult, Attempt, RunRecord, TaskStatus, utcnow
 from ..repo.store import RunStore, open_run
 from ..repo.workspace import Workspace, attempt_ref, resolve_commit
-from ..sandbox import get_sandbox
+from ..sandbox import NAMES, default_config, get_sandbox
 from .plan import ResolvedPlan, ResolvedTask, new_run_id, resolve, resolve_plan
 from .scheduler import Orchestrator, attempt_message
 from .scopes import plan_scope_overlaps
@@ -197,9 +196,9 @@ def recorded_plan(record: RunRecord, store: RunStore | None = None) -> ResolvedP
 def _reap(store: RunStore, run_id: str) -> list[str]:
     """Stop every sandbox a dead process of the run left, found by label or mark."""
     reaped: list[str] = []
-    for cfg in (LocalSandboxConfig(), DockerSandboxConfig()):
+    for name in NAMES:
         try:
-            sb = get_sandbox(cfg)
+            sb = get_sandbox(default_config(name))
             reaped += sb.stop(run_id, store.dir)
             sb.cleanup(run_id, store.dir)
         except SandboxUnavailable:
@@ -328,9 +327,9 @@ def clean_run(repo: Path, run_id: str, *, force: bool = False) -> list[str]:
                 removed.append(str(path))
             except GitError as exc:
                 stuck.append(str(exc))
-        for cfg in (LocalSandboxConfig(), DockerSandboxConfig()):
+        for name in NAMES:
             try:
-                sb = get_sandbox(cfg)
+                sb = get_sandbox(default_config(name))
                 removed += sb.stop(run_id, store.dir)
                 removed += sb.cleanup(run_id, store.dir)
             except SandboxUnavailable:

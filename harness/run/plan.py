@@ -7,9 +7,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import (AgentConfig, CommandAgentConfig, DockerSandboxConfig, LocalSandboxConfig, Plan,
-                      RunConfig, StrategyFile, id_problem, load_plan, load_strategy)
+from ..config import (AgentConfig, CommandAgentConfig, Plan, RunConfig, SandboxConfig, StrategyFile, id_problem,
+                      load_plan, load_strategy)
 from ..errors import PlanError, UsageError
+from ..sandbox import sandbox_override
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class ResolvedTask:
     id: str
     prompt: str
     agent: AgentConfig
-    sandbox: LocalSandboxConfig | DockerSandboxConfig
+    sandbox: SandboxConfig
     timeout_s: float
     retries: int
     backoff_s: float
@@ -82,7 +83,7 @@ def resolve(plan: Plan, path: Path | None, *, sandbox: str | None = None,
             raise UsageError("--max-parallel must be at least 1")
         updates["max_parallel"] = max_parallel
     if sandbox is not None:
-        updates["sandbox"] = _sandbox_override(run.sandbox, sandbox)
+        updates["sandbox"] = sandbox_override(run.sandbox, sandbox)
     if updates:
         run = run.model_copy(update=updates)
     base_dir = path.parent if path else Path.cwd()
@@ -117,8 +118,8 @@ def resolve(plan: Plan, path: Path | None, *, sandbox: str | None = None,
             raise PlanError(f"{where}: task {t.id!r}: two context files share a name")
         task_sandbox = t.sandbox or run.sandbox
         if sandbox is not None:
-            task_sandbox = _sandbox_override(task_sandbox, sandbox)
-        if keep_sandboxes and isinstance(task_sandbox, DockerSandboxConfig):
+            task_sandbox = sandbox_override(task_sandbox, sandbox)
+        if keep_sandboxes and "keep" in type(task_sandbox).model_fields:  # backends that can keep theirs
             task_sandbox = task_sandbox.model_copy(update={"keep": True})
         out.tasks[t.id] = ResolvedTask(
             id=t.id,
@@ -147,16 +148,6 @@ def resolve(plan: Plan, path: Path | None, *, sandbox: str | None = None,
 def _first(*values):
     """The first value that is set: the task's, then its strategy's, then the run's."""
     return next((v for v in values if v is not None), None)
-
-
-def _sandbox_override(current, name: str):
-    if name == current.type:
-        return current
-    if name == "local":
-        return LocalSandboxConfig()
-    if name == "docker":
-        return DockerSandboxConfig()
-    raise UsageError(f"unknown sandbox {name!r}; known: local, docker")
 
 
 def _check_graph(plan: ResolvedPlan, where: str) -> None:
