@@ -8,17 +8,13 @@ from pathlib import Path
 import click
 
 from ..sandbox import NAMES as SANDBOXES
-
-
-def _stderr(line: str) -> None:
-    click.echo(line, err=True)
+from .common import check_run_id, guarded, json_option, stderr
 
 
 def _report_dir(repo: Path | None, run_id: str) -> Path:
     """The bench folder of a run: in --repo, or else in the repositories made from
     bundled examples (where `harness bench SPEC` without --repo ran)."""
     from ..bench.runner import targets_cache
-    from ..config import check_run_id
     from ..errors import UsageError
     from ..repo.store import open_run
 
@@ -44,66 +40,67 @@ class _SpecFirst(click.Group):
         return super().parse_args(ctx, args)
 
 
-def make_group(guarded, json_option) -> click.Group:
-    @click.group(cls=_SpecFirst)
-    def bench() -> None:
-        """Reproduce an optimization run: strategies as agents, measured and gated."""
+@click.group(cls=_SpecFirst)
+def bench() -> None:
+    """Reproduce an optimization run: strategies as agents, measured and gated."""
 
-    @bench.command("run")
-    @click.argument("spec", type=click.Path(path_type=Path))
-    @click.option("--repo", type=click.Path(path_type=Path), help="Target repository (default: the spec's target).")
-    @click.option("--run-id", help="Run id (default: generated).")
-    @click.option("--sandbox", type=click.Choice(SANDBOXES), help="Override the spec's sandbox.")
-    @click.option("--repeats", type=int, help="Samples per side (overrides the spec).")
-    @json_option
-    @guarded
-    def run(spec: Path, repo: Path | None, run_id: str | None, sandbox: str | None,
-            repeats: int | None, as_json: bool) -> None:
-        """Run the bench SPEC end to end and write report.json and report.html."""
-        from ..bench.runner import run_bench
-        from ..bench.summary import summary_text
-        from ..config import check_run_id
 
-        if run_id is not None:
-            check_run_id(run_id)
-        report, html = run_bench(spec, repo=repo, run_id=run_id, sandbox=sandbox, repeats=repeats,
-                                 progress=_stderr)
-        click.echo(report.model_dump_json(indent=2) if as_json else summary_text(report, html))
-        sys.exit(0 if report.summary.significant and report.summary.verdict == "faster" else 1)
+@bench.command("run")
+@click.argument("spec", type=click.Path(path_type=Path))
+@click.option("--repo", type=click.Path(path_type=Path), help="Target repository (default: the spec's target).")
+@click.option("--run-id", help="Run id (default: generated).")
+@click.option("--sandbox", type=click.Choice(SANDBOXES), help="Override the spec's sandbox.")
+@click.option("--repeats", type=int, help="Samples per side (overrides the spec).")
+@json_option
+@guarded
+def run(spec: Path, repo: Path | None, run_id: str | None, sandbox: str | None,
+        repeats: int | None, as_json: bool) -> None:
+    """Run the bench SPEC end to end and write report.json and report.html."""
+    from ..bench.runner import run_bench
+    from ..bench.summary import summary_text
 
-    target_option = click.option("--repo", type=click.Path(path_type=Path),
-                                 help="The target repository (default: found by run id).")
+    if run_id is not None:
+        check_run_id(run_id)
+    report, html = run_bench(spec, repo=repo, run_id=run_id, sandbox=sandbox, repeats=repeats,
+                             progress=stderr)
+    click.echo(report.model_dump_json(indent=2) if as_json else summary_text(report, html))
+    sys.exit(0 if report.summary.significant and report.summary.verdict == "faster" else 1)
 
-    @bench.command("report")
-    @click.argument("run_id")
-    @target_option
-    @guarded
-    def report(run_id: str, repo: Path | None) -> None:
-        """Rebuild report.html of a bench run from its report.json."""
-        from ..bench.html import write_report
-        from ..bench.model import load_report
 
-        folder = _report_dir(repo, run_id)
-        _, html = write_report(load_report(folder), folder)
-        click.echo(str(html))
+target_option = click.option("--repo", type=click.Path(path_type=Path),
+                             help="The target repository (default: found by run id).")
 
-    @bench.command("compare")
-    @click.argument("run_a")
-    @click.argument("run_b")
-    @target_option
-    @click.option("--html", "html_out", type=click.Path(path_type=Path), help="Also write an HTML comparison here.")
-    @guarded
-    def compare_cmd(run_a: str, run_b: str, repo: Path | None, html_out: Path | None) -> None:
-        """Compare two bench runs: baseline, integration and each strategy."""
-        from ..bench.html import compare_reports, render_compare_html
-        from ..bench.model import load_report
-        from ..config import check_run_id
 
-        for run_id in (run_a, run_b):
-            check_run_id(run_id)
-        a, b = (load_report(_report_dir(repo, r)) for r in (run_a, run_b))
-        click.echo(compare_reports(a, b))
-        if html_out:
-            html_out.write_text(render_compare_html(a, b))
+@bench.command("report")
+@click.argument("run_id")
+@target_option
+@guarded
+def report(run_id: str, repo: Path | None) -> None:
+    """Rebuild report.html of a bench run from its report.json."""
+    from ..bench.html import write_report
+    from ..bench.model import load_report
 
-    return bench
+    folder = _report_dir(repo, run_id)
+    _, html = write_report(load_report(folder), folder)
+    click.echo(str(html))
+
+@bench.command("compare")
+@click.argument("run_a")
+@click.argument("run_b")
+@target_option
+@click.option("--html", "html_out", type=click.Path(path_type=Path), help="Also write an HTML comparison here.")
+@guarded
+def compare_cmd(run_a: str, run_b: str, repo: Path | None, html_out: Path | None) -> None:
+    """Compare two bench runs: baseline, integration and each strategy."""
+    from ..bench.html import compare_reports, render_compare_html
+    from ..bench.model import load_report
+
+    for run_id in (run_a, run_b):
+        check_run_id(run_id)
+    a, b = (load_report(_report_dir(repo, r)) for r in (run_a, run_b))
+    click.echo(compare_reports(a, b))
+    if html_out:
+        html_out.write_text(render_compare_html(a, b))
+
+
+COMMANDS = [bench]

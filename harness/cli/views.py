@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
-from ..integrate.hunks import format_ranges
-from ..records import (AgentResult, ConflictForecast, ConflictRecord, GateReport, MergeReport, RunRecord,
-                       TaskStatus)
+from typing import TYPE_CHECKING, Iterable
+
+if TYPE_CHECKING:
+    from ..records import AgentResult, ConflictForecast, ConflictRecord, GateReport, HunkRange, MergeReport, RunRecord
+
+
+def format_ranges(ranges: Iterable[HunkRange]) -> str:
+    """"3-5,9" (an empty range, an insertion or deletion point, shows as "^3")."""
+    parts = []
+    for r in ranges:
+        if r.count == 0:
+            parts.append(f"^{r.start}")
+        elif r.count == 1:
+            parts.append(str(r.start))
+        else:
+            parts.append(f"{r.start}-{r.start + r.count - 1}")
+    return ",".join(parts) or "-"
 
 
 def _table(rows: list[list[str]]) -> str:
@@ -30,7 +44,7 @@ def run_summary(record: RunRecord) -> str:
             rows.append([tid, "pending", "", "", ""])
             continue
         rows.append([tid, r.status.value, str(len(r.attempts)), r.branch or "-",
-                     "" if r.status == TaskStatus.succeeded else (r.exit_reason or "")])
+                     "" if r.status == "succeeded" else (r.exit_reason or "")])
     lines.append(_table(rows))
     return "\n".join(lines)
 

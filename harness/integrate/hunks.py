@@ -146,16 +146,3 @@ def _take(lines: list[str], spans: list[tuple[int, int]]) -> str:
         out += lines[lo:hi]
         last = max(last, hi)
     return "".join(out)
-
-
-def format_ranges(ranges: Iterable[HunkRange]) -> str:
-    """"3-5,9" (an empty range, an insertion or deletion point, shows as "^3")."""
-    parts = []
-    for r in ranges:
-        if r.count == 0:
-            parts.append(f"^{r.start}")
-        elif r.count == 1:
-            parts.append(str(r.start))
-        else:
-            parts.append(f"{r.start}-{r.start + r.count - 1}")
-    return ",".join(parts) or "-"

@@ -12,7 +12,6 @@ on the host and handed to the build in its context.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import os
 import platform
@@ -296,33 +295,3 @@ def _docker_build(client: Any, context: Path, tag: str, base: str, network: str,
         return client.images.get(tag).id
     except docker.errors.ImageNotFound:
         raise ImageBuildError(f"docker build {tag} finished without an image ({last})") from None
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.sandbox.images", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    build = sub.add_parser("build", help="build sandboxes/<name>/ into harness/<name>:latest")
-    build.add_argument("name", nargs="?", default="python")
-    mode = build.add_mutually_exclusive_group()
-    mode.add_argument("--offline", action="store_true", default=None, help="always debootstrap")
-    mode.add_argument("--online", dest="offline", action="store_false", help="always docker build")
-    sub.add_parser("list", help="images this checkout can build, and whether each is present")
-    args = parser.parse_args(argv)
-
-    def say(msg: str) -> None:
-        print(f"harness image: {msg}", file=sys.stderr, flush=True)
-
-    try:
-        if args.cmd == "build":
-            print(build_image(args.name, progress=say, offline=args.offline))
-        else:
-            for name in available():
-                print(f"{image_tag(name)}\t{image_id(name) or 'absent'}")
-    except (ImageBuildError, SandboxUnavailable) as exc:
-        print(f"harness image: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -61,9 +61,9 @@ def test_unknown_image_name_is_a_one_line_error():
     assert "python" in str(info.value)
 
 
-def test_image_module_entry_lists_images():
+def test_image_list_through_the_cli():
     require_docker()
-    out = subprocess.run(["python3", "-m", "harness.sandbox.images", "list"], capture_output=True, text=True,
+    out = subprocess.run(["python3", "-m", "harness", "image", "list"], capture_output=True, text=True,
                          cwd=Path(images.__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     assert "harness/python:latest\tsha256:" in out.stdout
