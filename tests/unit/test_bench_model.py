@@ -15,8 +15,8 @@ from harness.bench.model import (
     load_report,
     save_report,
 )
-from harness.bench.synthetic import synthetic_report
 from harness.errors import HarnessError
+from synthetic_bench import synthetic_report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "bench_report_v1_minimal.json"
 

@@ -1,4 +1,4 @@
-"""A deterministic, made-up bench run: for report tests, demos and reviewing the HTML.
+"""Test data: a deterministic, made-up bench run, for report tests and reviewing the HTML.
 
 Nothing here runs an agent or a benchmark; samples come from ``random.Random(seed)``.
 """
@@ -9,21 +9,21 @@ import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from .flame import parse_folded, render_diff_svg, render_svg, top_frames
-from .model import (
-                    AttemptRecord,
-                    BenchReport,
-                    CandidateReport,
-                    Machine,
-                    Measurement,
-                    Metric,
-                    ProfileArtifacts,
-                    Target,
-                    TestSummary,
-                    TimelineEntry,
-                    build_summary,
-                    )
-from .stats import compare
+from harness.bench.flame import parse_folded, render_diff_svg, render_svg, top_frames
+from harness.bench.model import (
+    AttemptRecord,
+    BenchReport,
+    CandidateReport,
+    Machine,
+    Measurement,
+    Metric,
+    ProfileArtifacts,
+    Target,
+    TestSummary,
+    TimelineEntry,
+    build_summary,
+)
+from harness.bench.stats import compare
 
 _BASE_FOLDED = """\
 main;run_bench;engine.submit;book.match;book.best_price 420

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import random
 
-from .gate.culprits import find_culprits
+from harness.gate.culprits import find_culprits
 
 
 def _placements(n: int, k: int, trials: int, rng: random.Random) -> list[set[int]]:

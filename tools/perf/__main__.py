@@ -9,29 +9,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .repo.workspace import Workspace
+from harness.repo.workspace import Workspace
 
-
-def make_target(path: Path, n_files: int = 400) -> str:
-    """A repository of `n_files` source files in nested folders; returns HEAD."""
-    path.mkdir(parents=True)
-    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
-    for i in range(n_files):
-        f = path / f"src/pkg{i % 20}/sub{i % 7}/mod{i}.py"
-        f.parent.mkdir(parents=True, exist_ok=True)
-        f.write_text("".join(f"def f{j}(x):\n    return x + {i * j}\n\n" for j in range(20)))
-    env = ["-c", "user.name=perf", "-c", "user.email=perf@localhost"]
-    subprocess.run(["git", *env, "-C", str(path), "add", "-A"], check=True)
-    subprocess.run(["git", *env, "-C", str(path), "commit", "-q", "-m", "base"], check=True)
-    return subprocess.run(["git", "-C", str(path), "rev-parse", "HEAD"], check=True,
-                          capture_output=True, text=True).stdout.strip()
-
-
-def noop_plan(path: Path, n_tasks: int, max_parallel: int) -> Path:
-    """A plan of `n_tasks` agents that do nothing, in the local sandbox."""
-    tasks = "".join(f'[[task]]\nid = "t{i}"\ncommand = "true"\n' for i in range(n_tasks))
-    path.write_text(f'[run]\nsandbox = "local"\nmax_parallel = {max_parallel}\n{tasks}')
-    return path
+from . import startup, stats
+from .targets import make_target, noop_plan
 
 
 def bench_provision(ns=(10, 50, 100), n_files: int = 400) -> list[dict]:
@@ -65,7 +46,7 @@ def bench_provision(ns=(10, 50, 100), n_files: int = 400) -> list[dict]:
 
 def bench_overhead(n_tasks: int = 300, max_parallel: int = 8, n_files: int = 400) -> dict:
     """Wall time of a run of no-op agents vs the agents' own time / parallelism."""
-    from .run.lifecycle import run_plan
+    from harness.run.lifecycle import run_plan
 
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
@@ -86,6 +67,8 @@ def bench_overhead(n_tasks: int = 300, max_parallel: int = 8, n_files: int = 400
 
 
 SECTIONS = {
+    "startup": lambda quick: startup.bench_startup(7 if quick else 15),
+    "stats": lambda quick: stats.bench_compare(3 if quick else 5),
     "provision": lambda quick: bench_provision((10, 50) if quick else (10, 50, 100)),
     "overhead": lambda quick: (bench_overhead(60 if quick else 300, n_files=4),
                                bench_overhead(60 if quick else 300, n_files=400)),
@@ -96,24 +79,24 @@ def _optional_sections() -> dict:
     """Sections whose modules may need a daemon or are optional."""
     extra = {}
     try:
-        from . import perf_integrate
-        extra["integrate"] = lambda quick: perf_integrate.bench_integrate((10, 100) if quick else (10, 100, 300))
+        from . import integrate
+        extra["integrate"] = lambda quick: integrate.bench_integrate((10, 100) if quick else (10, 100, 300))
     except ImportError:
         pass
     try:
-        from . import perf_gate
-        extra["gate"] = lambda quick: perf_gate.bench_bisect()
+        from . import gate
+        extra["gate"] = lambda quick: gate.bench_bisect()
     except ImportError:
         pass
-    from . import perf_store
-    extra["store"] = lambda quick: perf_store.bench_store((50, 100) if quick else (100, 300))
-    from . import perf_output
-    extra["output"] = lambda quick: perf_output.bench_output_memory(
+    from . import store
+    extra["store"] = lambda quick: store.bench_store((50, 100) if quick else (100, 300))
+    from . import output
+    extra["output"] = lambda quick: output.bench_output_memory(
         flood=100_000_000 if quick else 500_000_000)
     try:
-        from . import perf_docker
-        extra["docker"] = lambda quick: (perf_docker.bench_attempt_overhead(10 if quick else 30),
-                                         perf_docker.bench_parallel_start(20 if quick else 100))
+        from . import containers
+        extra["docker"] = lambda quick: (containers.bench_attempt_overhead(10 if quick else 30),
+                                         containers.bench_parallel_start(20 if quick else 100))
     except ImportError:
         pass
     return extra

@@ -13,13 +13,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from .perf import make_target, noop_plan
+from .targets import make_target, noop_plan
 
 
 def bench_store(ns=(100, 300), max_parallel: int = 8) -> list[dict]:
-    from .run.lifecycle import run_plan
-    from .records import AgentResult
-    from .repo.store import RunStore
+    from harness.run.lifecycle import run_plan
+    from harness.records import AgentResult
+    from harness.repo.store import RunStore
 
     rows = []
     print(f"run store: bytes written for N no-op tasks ({max_parallel} at once, local sandbox)")
@@ -66,6 +66,6 @@ def bench_store(ns=(100, 300), max_parallel: int = 8) -> list[dict]:
 
 
 def _ws(repo: Path):
-    from .repo.workspace import Workspace
+    from harness.repo.workspace import Workspace
 
     return Workspace(repo)

@@ -14,13 +14,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .config import DockerSandboxConfig
-from .errors import SandboxError
-from .records import SandboxRequest
+from harness.config import DockerSandboxConfig
+from harness.errors import SandboxError
+from harness.records import SandboxRequest
 
 
 def _sandbox(config: DockerSandboxConfig):
-    from .sandbox.docker import DockerSandbox
+    from harness.sandbox.docker import DockerSandbox
 
     sb = DockerSandbox(config)
     sb.check()

@@ -3,7 +3,7 @@
 Both fold the same branches of the same repository in the same run. The loop is
 what one would script by hand: `git merge --no-ff --no-edit` per branch in a
 scratch worktree, `git merge --abort` on a conflict. Run through `scripts/perf
-integrate` or `python -m harness.perf_integrate`.
+integrate` or `PYTHONPATH=tools python -m perf integrate`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pygit2
 
-from .integrate.integrator import fold
+from harness.integrate.integrator import fold
 
 LINES = 50
 _ENV = {**os.environ, "GIT_AUTHOR_NAME": "perf", "GIT_AUTHOR_EMAIL": "perf@localhost",
