@@ -10,19 +10,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from harness.bench.flame import parse_folded, render_diff_svg, render_svg, top_frames
-from harness.bench.model import (
-    AttemptRecord,
-    BenchReport,
-    CandidateReport,
-    Machine,
-    Measurement,
-    Metric,
-    ProfileArtifacts,
-    Target,
-    TestSummary,
-    TimelineEntry,
-    build_summary,
-)
+from harness.bench.model import (AttemptRecord, BenchReport, CandidateReport, Machine, Measurement, Metric,
+                                 ProfileArtifacts, Target, TestSummary, TimelineEntry, build_summary)
 from harness.bench.stats import compare
 
 _BASE_FOLDED = """\

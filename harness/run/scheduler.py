@@ -9,9 +9,12 @@ import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
+from typing import Callable
 
 from .. import failpoints
 from ..agents import get_agent
+from ..agents.base import Agent
+from ..config import AgentConfig
 from ..errors import GitError
 from ..progress import Progress, quiet
 from ..records import (AgentResult, Attempt, Budget, ConflictRecord, DiffStat, FailureInfo, RunRecord,
@@ -34,12 +37,15 @@ class Orchestrator:
     what it produced to its attempt ref and ends `cancelled`."""
 
     def __init__(self, ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecord,
-                 progress: Progress = quiet) -> None:
+                 progress: Progress = quiet, *, agent_for: Callable[[AgentConfig], Agent] = get_agent) -> None:
+        """`agent_for` makes the agent of a task from its config (the agents registry;
+        a test hands in an in-process fake)."""
         self.ws = ws
         self.store = store
         self.plan = plan
         self.record = record
         self.progress = progress
+        self.agent_for = agent_for
         self.cancelled_by: str | None = None
         self._sandboxes: dict[str, Sandbox] = {}
         self._lock = threading.Lock()
@@ -312,7 +318,7 @@ class Orchestrator:
                 res = SandboxResult(exit_code=None, duration_s=0.0, reason="cancelled")
             else:
                 sandbox = self.sandbox_for(task)
-                res = get_agent(task.agent).run(spec, sandbox, wt_path, hdir, log_path)
+                res = self.agent_for(task.agent).run(spec, sandbox, wt_path, hdir, log_path)
         except Exception as exc:  # the sandbox broke (daemon gone, say): this attempt crashed
             self._crash_log(task.id, exc)
             _append(log_path, f"\nharness: the sandbox failed: {type(exc).__name__}: {_first_line(exc)}\n")
