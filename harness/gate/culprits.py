@@ -1,7 +1,7 @@
 """Culprit search over a folded sequence, as a pure function of a test oracle.
 
 The gate drives it with an oracle that folds a subsequence onto the base and runs
-the tests in a sandbox; the benchmark (perf_gate.py) drives it with a pure function
+the tests in a sandbox; the benchmark (tools/perf/gate.py) drives it with a pure function
 of the included branches. Nothing here knows about git.
 
 The search is bors-style, on prefixes, so a pair that only fails together blames

@@ -1,5 +1,5 @@
 """The merge-queue gate: test the integration head in a fresh sandbox; when red,
-find the culprit branches by bisecting the folded sequence (harness/bisect.py),
+find the culprit branches by bisecting the folded sequence (culprits.py),
 rebuild the integration without them and test it again; land the exact tested
 commit on an explicit ref by compare-and-swap, only when green.
 

@@ -21,7 +21,7 @@ from ..errors import RepoError
 from ..progress import Progress, quiet
 from ..records import ConflictRecord, FoldResult, MergeStep
 from ..repo.workspace import AUTHOR, Workspace
-from .conflicts import conflict_record
+from .conflict_record import conflict_record
 
 Policy = Literal["skip", "retry", "fail"]
 Resolver = Callable[[str, ConflictRecord, str], str | None]

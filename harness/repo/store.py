@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from .. import failpoints
 from ..config import check_run_id
 from ..errors import HarnessError, RecordError, RunBusy, UsageError
-from ..records import RunRecord, utcnow
+from ..records import RunRecord, utcnow, version_problem
 from .workspace import Workspace
 
 # Events whose payload changes the record; every other kind is history only.
@@ -196,6 +196,9 @@ class RunStore:
                                           f"{ev['seq']} ({type(exc).__name__}: {_short(exc)})") from None
         if base is None:
             raise RecordError(f"run {self.run_id!r}: " + (snap_error or f"{self.events_path}: no run_created event"))
+        problem = version_problem(base)
+        if problem:
+            raise RecordError(f"run {self.run_id!r}: {self.record_path}: {problem}")
         try:
             record = RunRecord.model_validate(base)
         except ValidationError as exc:

@@ -84,6 +84,24 @@ def test_old_record_stays_readable():
     assert again == record
 
 
+def test_records_read_keys_from_newer_writers_and_refuse_newer_versions(tmp_path):
+    """The one versioning policy (harness.records), as the run store applies it."""
+    from gitutil import make_repo
+    from harness.errors import RecordError
+    from harness.repo.store import RunStore
+    from harness.repo.workspace import Workspace
+
+    data = json.loads((FIXTURES / "record_v1.json").read_text())
+    assert RunRecord.model_validate({**data, "added_later": [1]}) == RunRecord.model_validate(data)
+    store = RunStore(Workspace(make_repo(tmp_path / "repo")), data["run_id"])
+    store.dir.mkdir(parents=True)
+    store.record_path.write_text(json.dumps({**data, "added_later": [1]}))
+    assert store.load().run_id == data["run_id"]
+    store.record_path.write_text(json.dumps({**data, "schema_version": 99}))
+    with pytest.raises(RecordError, match="schema_version 99 is newer than this harness reads"):
+        store.load()
+
+
 @pytest.mark.parametrize("value,ok", [
     ("a", True), ("a.b", True), ("run-1_x", True), ("A.lock.b", True),
     ("a.", False), ("a..b", False), ("x.lock", False), (".a", False), ("a/b", False), ("../x", False),
