@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from .errors import PlanError
+from .errors import PlanError, UsageError
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -33,6 +33,14 @@ def id_problem(value: str) -> str | None:
                for name in (f"refs/heads/harness/x/{value}", f"refs/harness/{value}/x/1")):
         return "git refuses it in a ref name (no '..', no trailing '.', no '.lock' ending)"
     return None
+
+
+def check_run_id(run_id: str) -> None:
+    """Raises UsageError unless `run_id` can name a run's refs and folder; every
+    command that takes a run id calls it before opening anything."""
+    problem = id_problem(run_id)
+    if problem:
+        raise UsageError(f"invalid run id {run_id!r}: {problem}")
 
 
 def _git_id(value: str) -> str:
@@ -119,7 +127,7 @@ class CommandAgentConfig(_Config):
 AgentConfig = Annotated[Union[CommandAgentConfig], Field(discriminator="type")]
 
 
-def _coerce_typed(value: Any) -> Any:
+def coerce_typed(value: Any) -> Any:
     """Let a plan say `sandbox = "local"` as shorthand for `{type = "local"}`."""
     if isinstance(value, str):
         return {"type": value}
@@ -188,7 +196,7 @@ class RunConfig(_Config):
     """Test command the gate runs on the merged result (not empty)."""
     env: dict[str, str] = {}
 
-    _coerce = field_validator("sandbox", "agent", mode="before")(lambda cls, v: _coerce_typed(v))
+    _coerce = field_validator("sandbox", "agent", mode="before")(lambda cls, v: coerce_typed(v))
 
 
 class TaskConfig(_Config):
@@ -214,7 +222,7 @@ class TaskConfig(_Config):
     agent: AgentConfig | None = None
     env: dict[str, str] = {}
 
-    _coerce = field_validator("sandbox", "agent", mode="before")(lambda cls, v: _coerce_typed(v))
+    _coerce = field_validator("sandbox", "agent", mode="before")(lambda cls, v: coerce_typed(v))
 
 
 class Plan(_Config):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.config import DockerSandboxConfig, LocalSandboxConfig
-from harness.schema import SandboxRequest
+from harness.records import SandboxRequest
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -1,12 +1,28 @@
-"""Agents by type. An agent does one task through a sandbox; the harness commits."""
+"""Agents by type: the one registry. An agent does one task through a sandbox; the
+harness commits after. A new agent is one module here plus one line in `AGENTS`
+(and its config model in `harness.config`). Adapters are imported only when used."""
 
 from __future__ import annotations
 
-from ..config import CommandAgentConfig
-from ..protocols import Agent
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import AgentConfig
+    from .base import Agent
+
+AGENTS: dict[str, tuple[str, str]] = {
+    "command": ("harness.agents.command", "CommandAgent"),
+}
+"""type -> (module, class) of each agent; the type is its config's `type`."""
 
 
-def get_agent(config: CommandAgentConfig) -> Agent:
-    from .command import CommandAgent
+def get_agent(config: AgentConfig) -> Agent:
+    """The agent for an agent config. Raises UsageError for an unknown type."""
+    from ..errors import UsageError
 
-    return CommandAgent(config)
+    try:
+        module, cls = AGENTS[config.type]
+    except KeyError:
+        raise UsageError(f"unknown agent {config.type!r}; known: {', '.join(AGENTS)}") from None
+    return getattr(importlib.import_module(module), cls)(config)

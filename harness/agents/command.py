@@ -12,9 +12,9 @@ from pathlib import Path
 
 from ..config import CommandAgentConfig
 from ..errors import UsageError
-from ..protocols import Sandbox
+from ..records import SandboxRequest, SandboxResult, TaskSpec
+from ..sandbox.base import Sandbox
 from ..sandbox.output import STEP_MARK
-from ..schema import SandboxRequest, SandboxResult, TaskSpec
 
 
 class CommandAgent:

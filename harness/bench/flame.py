@@ -46,7 +46,7 @@ class FlameNode:
 class FrameStat(BaseModel):
     """Self and total samples of one frame name, for report tables."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")  # the policy of harness.records
 
     name: str
     self_samples: int

@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from ..config import DockerSandboxConfig
-from ..protocols import Sandbox
+from ..gate.junit import build_report, wrap_command
+from ..progress import Progress
+from ..records import SandboxRequest, TestReport
+from ..repo.store import RunStore
+from ..repo.workspace import Workspace, worktree_name
 from ..sandbox import get_sandbox
-from ..schema import SandboxRequest, TestReport
-from ..store import RunStore
-from ..testreport import build_report, wrap_command
-from ..workspace import Workspace, worktree_name
+from ..sandbox.base import Sandbox
 from .spec import BenchSpec
 
 PROFILE_FILE = ".harness-profile.folded"
-Progress = Callable[[str], None]
 
 
 @dataclass

@@ -1,9 +1,10 @@
 """The bench records: what one ``harness bench`` run measured, as frozen pydantic models.
 
-``BenchReport`` is the top-level record written to ``report.json``; its
-``schema_version`` comes first. New records are strict (``extra="forbid"``); older
-records stay readable because every field added after version 1 has a default and
-:func:`load_report` migrates known older versions before validation.
+``BenchReport`` is the top-level record written to ``report.json``. They follow the
+one versioning policy of every record (see ``harness.records``): unknown keys are
+read and dropped, every field added after version 1 has a default,
+:func:`load_report` migrates known older versions before validation and refuses a
+newer one.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from harness.errors import HarnessError
+from ..errors import HarnessError
+from ..records import version_problem
 
 from .flame import FrameStat
 from .stats import Comparison, SampleStats, summarize
@@ -45,7 +47,7 @@ class BenchRecordError(HarnessError, ValueError):
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")  # the policy of harness.records
 
 
 class Target(_Record):
@@ -124,7 +126,7 @@ class TestSummary(_Record):
 
     @classmethod
     def from_test_report(cls, report: Any) -> TestSummary:
-        """Condense a ``harness.schema.TestReport`` (or anything with its fields)."""
+        """Condense a ``harness.records.TestReport`` (or anything with its fields)."""
         return cls(passed=report.passed, failed=report.failed, errored=report.errored,
                    skipped=report.skipped, failing=list(report.failing),
                    duration_s=report.duration_s, ok=bool(report.ok))
@@ -145,7 +147,7 @@ class AttemptRecord(_Record):
 
     @classmethod
     def from_attempt(cls, attempt: Any) -> AttemptRecord:
-        """Copy the reportable fields of a ``harness.schema.Attempt``."""
+        """Copy the reportable fields of a ``harness.records.Attempt``."""
         return cls(number=attempt.number, status=_status(attempt.status),
                    exit_code=attempt.exit_code, duration_s=attempt.duration_s,
                    reason=attempt.reason, started_at=attempt.started_at,
@@ -292,11 +294,9 @@ def load_report(path: str | Path) -> BenchReport:
         raise BenchRecordError(f"{p}: not a readable JSON bench report ({exc})") from None
     if not isinstance(data, dict):
         raise BenchRecordError(f"{p}: a bench report is a JSON object")
-    version = data.get("schema_version", 1)
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
-        raise BenchRecordError(
-            f"{p}: schema_version {version!r} is newer than this harness reads "
-            f"({SCHEMA_VERSION}); upgrade harness")
+    problem = version_problem(data, SCHEMA_VERSION)
+    if problem:
+        raise BenchRecordError(f"{p}: {problem}")
     try:
         return BenchReport.model_validate(_migrate(data))
     except ValidationError as exc:

@@ -9,14 +9,14 @@ import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 from ..config import Plan
 from ..errors import Cancelled, UsageError
-from ..plan import new_run_id, resolve
-from ..runs import execute, prepare_resolved
-from ..schema import AgentResult, RunRecord, TaskStatus, TestReport, utcnow
-from ..workspace import open_repo
+from ..progress import Progress, quiet
+from ..records import AgentResult, RunRecord, TaskStatus, TestReport, utcnow
+from ..repo.workspace import open_repo
+from ..run.lifecycle import execute, prepare_resolved
+from ..run.plan import new_run_id, resolve
 from .flame import parse_folded, render_diff_svg, render_svg, top_frames
 from .html import write_report
 from .measure import Runner, Side
@@ -24,12 +24,6 @@ from .model import (AttemptRecord, BenchReport, CandidateReport, Machine, Measur
                     ProfileArtifacts, Target, TestSummary, TimelineEntry, build_summary)
 from .spec import LoadedSpec, load_spec
 from .stats import compare
-
-Progress = Callable[[str], None]
-
-
-def _quiet(_: str) -> None:
-    pass
 
 
 def targets_cache() -> Path:
@@ -79,7 +73,7 @@ def bench_plan(loaded: LoadedSpec, run_id: str) -> Plan:
 
 def run_bench(spec_path: Path, *, repo: Path | None = None, run_id: str | None = None,
               sandbox: str | None = None, repeats: int | None = None,
-              progress: Progress = _quiet, cache_dir: Path | None = None) -> tuple[BenchReport, Path]:
+              progress: Progress = quiet, cache_dir: Path | None = None) -> tuple[BenchReport, Path]:
     """Run a bench end to end. Returns the report and the path of report.html.
     Raises UsageError on bad input, before anything is created."""
     loaded = load_spec(spec_path, sandbox=sandbox, repeats=repeats)
@@ -221,8 +215,8 @@ def _run_tests(runner: Runner, items: list[tuple[str, str]], timeline: list[Time
 
 def _integrate_and_gate(ws, store, run_id, improved, spec, runner, timeline, clock,
                         merge_outcome, progress) -> tuple[str | None, TestReport | None]:
-    from ..gate import gate_run
-    from ..integrator import integrate_run
+    from ..gate.gate import gate_run
+    from ..integrate.integrator import integrate_run
 
     start = clock()
     report = integrate_run(ws.workdir, run_id, order="given", policy="skip", tasks=improved,

@@ -8,8 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import Command, DockerSandboxConfig, SandboxConfig, Seconds, _coerce_typed, id_problem, read_toml
+from ..config import Command, DockerSandboxConfig, SandboxConfig, Seconds, coerce_typed, id_problem, read_toml
 from ..errors import PlanError
+from ..sandbox import sandbox_override
 
 
 class BenchSpec(BaseModel):
@@ -53,7 +54,7 @@ class BenchSpec(BaseModel):
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     seed: int = 0
 
-    _coerce = field_validator("sandbox", mode="before")(lambda cls, v: _coerce_typed(v))
+    _coerce = field_validator("sandbox", mode="before")(lambda cls, v: coerce_typed(v))
 
 
 class LoadedSpec(BaseModel):
@@ -70,8 +71,6 @@ def load_spec(path: Path, *, sandbox: str | None = None, repeats: int | None = N
     """Read and check a bench spec. Raises PlanError naming the file and field."""
     raw = read_toml(path)
     data = dict(raw.get("bench", {}))
-    if sandbox is not None:
-        data["sandbox"] = {"type": sandbox}
     if repeats is not None:
         data["repeats"] = repeats
     try:
@@ -80,6 +79,7 @@ def load_spec(path: Path, *, sandbox: str | None = None, repeats: int | None = N
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"])
         raise PlanError(f"{path}: bench.{where}: {err['msg']}") from None
+    spec = spec.model_copy(update={"sandbox": sandbox_override(spec.sandbox, sandbox)})
     base = path.parent
     files: list[Path] = []
     for pattern in spec.strategies:

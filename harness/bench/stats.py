@@ -24,7 +24,7 @@ Verdict = Literal["faster", "slower", "no-change"]
 class SampleStats(BaseModel):
     """Descriptive statistics of one series of samples."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")  # the policy of harness.records
 
     n: int
     median: float
@@ -44,7 +44,7 @@ class SampleStats(BaseModel):
 class Comparison(BaseModel):
     """Candidate against baseline: the ratio of medians, its interval and a verdict."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="ignore")  # the policy of harness.records
 
     direction: Direction
     baseline_median: float

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..config import DockerSandboxConfig
 from ..errors import SandboxError, SandboxUnavailable
-from ..schema import SandboxRequest, SandboxResult
+from ..records import SandboxRequest, SandboxResult
 from .output import TAIL_BYTES, OutputWatch
 
 WORKSPACE = "/workspace"

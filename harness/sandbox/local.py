@@ -28,7 +28,7 @@ import uuid
 from pathlib import Path
 
 from ..config import LocalSandboxConfig
-from ..schema import SandboxRequest, SandboxResult
+from ..records import SandboxRequest, SandboxResult
 from .output import OutputWatch
 
 _KEEPER = str(Path(__file__).with_name("_reap.py"))

@@ -109,7 +109,7 @@ _harness_build_images() {
         if command -v harness >/dev/null 2>&1 && harness image build --help >/dev/null 2>&1; then
             harness image build "$name" >&2 || return 1
         else
-            (cd "$root" && "${PYTHON:-python3}" -m harness.images build "$name") >/dev/null || return 1
+            (cd "$root" && "${PYTHON:-python3}" -m harness image build "$name") >/dev/null || return 1
         fi
     done
 }

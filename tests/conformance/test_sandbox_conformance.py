@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from harness.protocols import Sandbox
+from harness.sandbox.base import Sandbox
 from sandboxutil import make_request, make_sandbox
 
 BACKENDS = ["local", pytest.param("docker", marks=pytest.mark.docker)]

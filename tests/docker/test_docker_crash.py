@@ -20,7 +20,7 @@ import pytest
 
 from dockerd import PrivateDockerd
 from gitutil import git, make_repo, snapshot, write_plan
-from harness.schema import RunRecord, TaskStatus
+from harness.records import RunRecord, TaskStatus
 
 IMAGE = "harness/python:latest"
 TASKS = ("a", "b", "c")

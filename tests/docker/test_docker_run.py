@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 from gitutil import git, harness, make_repo, snapshot, write_plan
-from harness.runs import run_plan
-from harness.schema import TaskStatus
+from harness.run.lifecycle import run_plan
+from harness.records import TaskStatus
 
 
 def test_twenty_agents_at_once_each_branch_holds_only_its_own_change(docker_daemon, tmp_path):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from harness import images
-from harness.doctor import doctor, harness_worktrees
+from harness.sandbox import images
+from harness.sandbox.doctor import doctor, harness_worktrees
 from harness.errors import ImageBuildError
 from sandboxutil import make_request, require_docker
 
@@ -60,10 +61,10 @@ def test_unknown_image_name_is_a_one_line_error():
     assert "python" in str(info.value)
 
 
-def test_image_module_entry_lists_images():
+def test_image_list_through_the_cli():
     require_docker()
-    out = subprocess.run(["python3", "-m", "harness.images", "list"], capture_output=True, text=True,
-                         cwd=os.path.dirname(os.path.dirname(images.__file__)))
+    out = subprocess.run(["python3", "-m", "harness", "image", "list"], capture_output=True, text=True,
+                         cwd=Path(images.__file__).resolve().parents[2])
     assert out.returncode == 0, out.stderr
     assert "harness/python:latest\tsha256:" in out.stdout
 

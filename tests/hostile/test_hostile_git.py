@@ -15,8 +15,8 @@ import pytest
 
 from gitutil import git, harness, make_user_repo, tree_paths, user_state, write_plan
 from harness.errors import GitError
-from harness.schema import Attempt, RunRecord, TaskStatus
-from harness.workspace import Workspace, worktree_name
+from harness.records import Attempt, RunRecord, TaskStatus
+from harness.repo.workspace import Workspace, worktree_name
 from sandboxutil import require_docker
 
 BACKENDS = [pytest.param("local", id="local"),

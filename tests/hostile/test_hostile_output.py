@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from gitutil import harness, make_repo, snapshot, write_plan
-from harness.schema import RunRecord, TaskStatus
+from harness.records import RunRecord, TaskStatus
 from sandboxutil import require_docker
 
 FLOOD = 500_000_000

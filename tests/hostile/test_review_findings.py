@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gitutil import git, make_repo, user_state, write_plan
-from harness.schema import RunRecord
+from harness.records import RunRecord
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:

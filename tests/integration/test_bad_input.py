@@ -6,9 +6,9 @@ import pytest
 
 from gitutil import git, harness, make_repo, snapshot, write_plan
 from harness.errors import UsageError
-from harness.forecast import forecast_run
-from harness.gate import gate_run
-from harness.integrator import integrate_run
+from harness.integrate.forecast import forecast_run
+from harness.gate.gate import gate_run
+from harness.integrate.integrator import integrate_run
 
 GOOD_TASK = '[[task]]\nid = "a"\ncommand = "echo a > a.txt"\n'
 

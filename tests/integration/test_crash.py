@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from gitutil import git, harness, make_repo, snapshot, write_plan
-from harness.schema import RunRecord, TaskStatus
+from harness.records import RunRecord, TaskStatus
 
 TASKS = ("a", "b", "c")
 
@@ -265,8 +265,8 @@ def test_store_io_is_linear_in_events(tmp_path):
 
 
 def test_an_exception_in_one_task_crashes_only_that_task(tmp_path, monkeypatch):
-    from harness.runs import run_plan
-    from harness.workspace import Workspace
+    from harness.run.lifecycle import run_plan
+    from harness.repo.workspace import Workspace
 
     repo = make_repo(tmp_path / "repo")
     real = Workspace.create_worktree

@@ -11,11 +11,11 @@ from click.testing import CliRunner
 
 from gitutil import git, make_repo, snapshot, write_plan
 from harness.cli import main
-from harness.forecast import forecast_run
-from harness.runs import run_plan
-from harness.schema import ConflictForecast, RunRecord
-from harness.store import RunStore
-from harness.workspace import Workspace, attempt_ref
+from harness.integrate.forecast import forecast_run
+from harness.run.lifecycle import run_plan
+from harness.records import ConflictForecast, RunRecord
+from harness.repo.store import RunStore
+from harness.repo.workspace import Workspace, attempt_ref
 
 TEN = "".join(f"line {i}\n" for i in range(1, 11))
 

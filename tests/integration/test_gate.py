@@ -16,16 +16,16 @@ from click.testing import CliRunner
 
 from gitutil import git, make_repo, snapshot, write_plan
 from sandboxutil import require_docker
-from harness import render
-from harness.bisect import find_culprits
+from harness.cli import views as render
+from harness.gate.culprits import find_culprits
 from harness.cli import main
 from harness.errors import UsageError
-from harness.gate import GATE_NOTE_MARK, gate_run
-from harness.integrator import integrate_run, integration_ref
-from harness.runs import run_plan
-from harness.schema import AgentResult, RunRecord, TaskStatus, utcnow
-from harness.store import RunStore, open_run
-from harness.workspace import Workspace, branch_ref
+from harness.gate.gate import GATE_NOTE_MARK, gate_run
+from harness.integrate.integrator import integrate_run, integration_ref
+from harness.run.lifecycle import run_plan
+from harness.records import AgentResult, RunRecord, TaskStatus, utcnow
+from harness.repo.store import RunStore, open_run
+from harness.repo.workspace import Workspace, branch_ref
 
 SANDBOXES = ["local", pytest.param("docker", marks=pytest.mark.docker)]
 

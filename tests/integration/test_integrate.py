@@ -13,11 +13,12 @@ from click.testing import CliRunner
 
 from gitutil import git, make_repo, snapshot, write_plan
 from harness.cli import main
-from harness.integrator import fold, integrate_run, integration_ref
-from harness.runs import run_plan
-from harness.schema import AgentResult, RunRecord, TaskSpec, TaskStatus, utcnow
-from harness.store import RunStore, open_run
-from harness.workspace import Workspace, branch_ref
+from harness.integrate.integrator import fold, integrate_run, integration_ref
+from harness.run.retry import ConflictRetry
+from harness.run.lifecycle import run_plan
+from harness.records import AgentResult, RunRecord, TaskSpec, TaskStatus, utcnow
+from harness.repo.store import RunStore, open_run
+from harness.repo.workspace import Workspace, branch_ref
 
 TEN = "".join(f"line {i}\n" for i in range(1, 11))
 
@@ -185,7 +186,7 @@ def test_retry_reruns_the_conflicting_task_on_the_integration_head(tmp_path):
     record = run_plan(plan, repo)
     old_second = record.tasks["second"].head_commit
     before = snapshot(repo)
-    report = integrate_run(repo, "rt", order="plan", policy="retry")
+    report = integrate_run(repo, "rt", order="plan", policy="retry", retry=ConflictRetry)
     assert before == snapshot(repo)
     assert [(s.task_id, s.outcome) for s in report.steps] == [
         ("first", "folded"), ("second", "retried"), ("second", "folded")]
@@ -218,7 +219,7 @@ def test_retry_that_fails_leaves_the_branch_out(tmp_path):
         "second": "if [ -f \"$HARNESS_DIR/context/conflict.json\" ]; then exit 4; fi; "
                   + set_line("f.txt", 3, "SECOND")})
     run_plan(plan, repo)
-    report = integrate_run(repo, "rf", order="plan", policy="retry")
+    report = integrate_run(repo, "rf", order="plan", policy="retry", retry=ConflictRetry)
     assert [(s.task_id, s.outcome) for s in report.steps] == [
         ("first", "folded"), ("second", "retried"), ("second", "conflicted")]
     assert report.status == "conflicted" and len(report.unresolved) == 1

@@ -8,9 +8,9 @@ import pygit2
 import pytest
 
 from gitutil import git, harness, make_repo, snapshot, write_plan
-from harness import render
-from harness.runs import run_plan
-from harness.schema import RunRecord, TaskStatus
+from harness.cli import views as render
+from harness.run.lifecycle import run_plan
+from harness.records import RunRecord, TaskStatus
 
 
 def _plan(tmp_path, body):

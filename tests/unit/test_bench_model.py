@@ -15,8 +15,8 @@ from harness.bench.model import (
     load_report,
     save_report,
 )
-from harness.bench.synthetic import synthetic_report
 from harness.errors import HarnessError
+from synthetic_bench import synthetic_report
 
 FIXTURE = Path(__file__).parent / "fixtures" / "bench_report_v1_minimal.json"
 
@@ -47,11 +47,15 @@ def test_round_trip_json_model_json_is_identical(tmp_path: Path) -> None:
     assert load_report(tmp_path) == report  # a run directory works too
 
 
-def test_new_records_are_strict() -> None:
+def test_keys_from_a_newer_writer_are_read_and_dropped(tmp_path: Path) -> None:
+    """The one versioning policy (harness.records): unknown keys do not break a reader."""
     data = json.loads(FIXTURE.read_text())
     data["surprise"] = 1
-    with pytest.raises(ValidationError):
-        BenchReport.model_validate(data)
+    data["metric"]["added_later"] = {"nested": True}
+    (tmp_path / "report.json").write_text(json.dumps(data))
+    report = load_report(tmp_path)
+    assert report == BenchReport.model_validate(json.loads(FIXTURE.read_text()))
+    assert "surprise" not in json.loads(report.model_dump_json())
 
 
 def test_models_are_frozen() -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from harness.forecast import FileChange, overlapping_pairs, scope_overlap
-from harness.hunks import Hunk, conflict_hunks, diff_hunks, format_ranges, is_binary, regions, spans_collide
-from harness.schema import HunkRange
+from harness.integrate.forecast import FileChange, overlapping_pairs
+from harness.run.scopes import scope_overlap
+from harness.cli.views import format_ranges
+from harness.integrate.hunks import Hunk, conflict_hunks, diff_hunks, is_binary, regions, spans_collide
+from harness.records import HunkRange
 
 BASE = b"".join(f"line {i}\n".encode() for i in range(1, 11))
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.schema import SandboxResult, TestReport
-from harness.testreport import (JUNIT_NAME, build_report, flaky_after_rerun, parse_junit, passes, node_id,
+from harness.records import SandboxResult, TestReport
+from harness.gate.junit import (JUNIT_NAME, build_report, flaky_after_rerun, parse_junit, passes, node_id,
                                 wrap_command)
 
 XUNIT1 = """<?xml version="1.0" encoding="utf-8"?>

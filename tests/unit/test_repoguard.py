@@ -4,8 +4,8 @@ and nothing the harness writes in its own namespaces."""
 from __future__ import annotations
 
 from gitutil import git, make_user_repo
-from harness.repoguard import RepoGuard
-from harness.workspace import Workspace
+from harness.repo.guard import RepoGuard
+from harness.repo.workspace import Workspace
 
 
 def _guard(tmp_path):

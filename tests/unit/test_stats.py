@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 
 import pytest
 
@@ -113,14 +112,6 @@ def test_deterministic_for_a_seed() -> None:
     assert a == b
     other = compare(base, cand, direction="higher", seed=43)
     assert (other.ci_low, other.ci_high) != (a.ci_low, a.ci_high)
-
-
-def test_bootstrap_is_fast_enough() -> None:
-    base = gauss(1000.0, 0.05, 30, seed=13)
-    cand = gauss(1030.0, 0.05, 30, seed=14)
-    t0 = time.perf_counter()
-    compare(base, cand, direction="higher", resamples=2000)
-    assert time.perf_counter() - t0 < 2.0  # generous: typically ~0.1 s
 
 
 def test_compare_rejects_bad_input() -> None:

@@ -1,0 +1,26 @@
+"""`harness doctor`: is this machine ready to run agents?"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from . import views
+from .common import guarded, repo_option
+
+
+@click.command()
+@repo_option
+@guarded
+def doctor(repo: Path) -> None:
+    """Check git, pygit2, the Docker daemon, images, disk, and leftovers of earlier runs."""
+    from ..sandbox.doctor import doctor as run_checks
+
+    checks = run_checks(repo)
+    click.echo(views.checks(checks))
+    sys.exit(1 if any(c.status == "fail" for c in checks) else 0)
+
+
+COMMANDS = [doctor]

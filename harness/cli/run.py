@@ -1,0 +1,108 @@
+"""`harness run`, `resume`, `status`, `show`, `clean`: the run stage."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from ..errors import UsageError
+from ..sandbox import NAMES as SANDBOXES
+from . import views
+from .common import check_run_id, guarded, json_option, repo_option, stderr
+
+
+@click.command()
+@click.argument("plan", type=click.Path(path_type=Path))
+@repo_option
+@click.option("--max-parallel", type=int, help="Most agents at once (overrides the plan).")
+@click.option("--sandbox", type=click.Choice(SANDBOXES), help="Sandbox backend (overrides the plan).")
+@click.option("--run-id", help="Run id (default: from the plan, or generated).")
+@click.option("--keep-sandboxes", is_flag=True, help="Keep containers after their attempt.")
+@json_option
+@guarded
+def run(plan: Path, repo: Path, max_parallel: int | None, sandbox: str | None, run_id: str | None,
+        keep_sandboxes: bool, as_json: bool) -> None:
+    """Run PLAN: every task in its own worktree, branch and sandbox."""
+    from ..run.lifecycle import run_plan
+
+    record = run_plan(plan, repo, progress=stderr, run_id=run_id, sandbox=sandbox,
+                      max_parallel=max_parallel, keep_sandboxes=keep_sandboxes)
+    _finish_run(record, as_json)
+
+
+@click.command()
+@click.argument("run_id")
+@repo_option
+@json_option
+@guarded
+def resume(run_id: str, repo: Path, as_json: bool) -> None:
+    """Finish RUN after a crash, a kill or a cancel: reap what it left running, keep its
+    finished tasks, commit interrupted attempts' work to their refs, run the rest."""
+    from ..run.lifecycle import resume_run
+
+    _finish_run(resume_run(repo, run_id, progress=stderr), as_json)
+
+
+def _finish_run(record, as_json: bool) -> None:
+    click.echo(record.model_dump_json(indent=2) if as_json else views.run_summary(record))
+    if record.status == "cancelled":
+        stderr(f"harness: run {record.run_id} cancelled; every attempt's work is on its ref; "
+                f"`harness resume {record.run_id}` finishes it")
+        sys.exit(143 if record.cancelled_by == "SIGTERM" else 130)
+    sys.exit(0 if record.ok else 1)
+
+
+@click.command()
+@repo_option
+@guarded
+def status(repo: Path) -> None:
+    """List the runs of this repository."""
+    from ..repo.store import list_runs
+    from ..repo.workspace import Workspace
+
+    click.echo(views.run_list(list_runs(Workspace(repo))))
+
+
+@click.command()
+@click.argument("run_id")
+@click.argument("task", required=False)
+@repo_option
+@json_option
+@guarded
+def show(run_id: str, task: str | None, repo: Path, as_json: bool) -> None:
+    """Show a run, or one task of it."""
+    from ..repo.store import open_run
+
+    check_run_id(run_id)
+    _, store, record = open_run(repo, run_id)
+    if task is None:
+        click.echo(record.model_dump_json(indent=2) if as_json else views.run_detail(record))
+        return
+    if task not in record.tasks and task in record.task_order:
+        live = store.task_progress(task, record.status)
+        click.echo(json.dumps(live, indent=2) if as_json else views.task_progress(record, live))
+        return
+    if task not in record.tasks:
+        raise UsageError(f"run {run_id!r} has no task {task!r}")
+    result = record.tasks[task]
+    click.echo(result.model_dump_json(indent=2) if as_json else views.task_detail(record, result))
+
+
+@click.command()
+@click.argument("run_id")
+@repo_option
+@click.option("--force", is_flag=True, help="Also remove worktrees holding uncommitted changes.")
+@guarded
+def clean(run_id: str, repo: Path, force: bool) -> None:
+    """Remove a run's worktrees and leftover sandboxes; its branches stay."""
+    from ..run.lifecycle import clean_run
+
+    check_run_id(run_id)
+    removed = clean_run(repo, run_id, force=force)
+    click.echo(f"removed {len(removed)} worktree(s)/sandbox(es) of run {run_id}; branches stay")
+
+
+COMMANDS = [run, resume, status, show, clean]

@@ -1,0 +1,244 @@
+"""The pure fold: agent heads merged one by one onto a commit, in memory.
+
+Each head is merged onto the integration so far with libgit2 (never a working
+tree) and a clean merge becomes a merge commit whose parents are (integration so
+far, agent head). Only objects are created; no ref moves. `integrate_run` (in
+integrator.py) moves the integration branch; the gate calls `fold` directly to
+rebuild an integration without some branches.
+
+Merge commits are deterministic: author and committer are the harness and the time
+is the later author time of the two parents, so identical inputs give identical
+commit ids.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal, Mapping, Sequence
+
+import pygit2
+
+from ..errors import RepoError
+from ..progress import Progress, quiet
+from ..records import ConflictRecord, FoldResult, MergeStep
+from ..repo.workspace import AUTHOR, Workspace
+from .conflict_record import conflict_record
+
+Policy = Literal["skip", "retry", "fail"]
+Resolver = Callable[[str, ConflictRecord, str], str | None]
+"""(task id, its conflict, integration head) -> a new head of the task that is
+based on the integration head, or None when no new head could be made."""
+
+MERGE_FLAGS = pygit2.enums.MergeFlag.FIND_RENAMES
+
+
+def merge_message(run_id: str, task_id: str, strategy: str | None) -> str:
+    trailers = [f"Harness-Run: {run_id}", f"Harness-Task: {task_id}"]
+    if strategy:
+        trailers.append(f"Harness-Strategy: {strategy}")
+    return f"harness: fold {task_id} into {run_id} integration\n\n" + "\n".join(trailers) + "\n"
+
+
+class _Folder:
+    """One fold in progress: the integration head, the steps, and the bookkeeping
+    that keeps each step's cost independent of how many came before.
+
+    libgit2 finds a merge base by walking both histories until nothing uncommon is
+    left, which on a growing integration chain is a walk of every earlier fold.
+    Instead the folder remembers the commits the integration holds beyond `onto`
+    (`mine`); walking back from a head stops at the first commits it holds, so the
+    walk is as long as the agent's own commits. One merge base: `merge_trees` on
+    it; several (a head built on other tasks' work): `merge_commits`, which builds
+    a virtual base as git does. The merged tree is written by rebuilding only the
+    trees on the changed paths (`Index.write_tree` would re-read every tree).
+    """
+
+    WALK_LIMIT = 2000
+
+    def __init__(self, repo: pygit2.Repository, onto: str, run_id: str,
+                 strategies: Mapping[str, str | None], progress: Progress) -> None:
+        self.repo = repo
+        self.run_id = run_id
+        self.strategies = strategies
+        self.progress = progress
+        self.onto = repo[onto].peel(pygit2.Commit)
+        self.head = self.onto
+        self.steps: list[MergeStep] = []
+        self.mine: set[pygit2.Oid] = set()
+        self._in_onto: dict[pygit2.Oid, bool] = {self.onto.id: True}
+        self.touched: dict[str, list[str]] = {}
+        """path -> the tasks whose fold changed it."""
+
+    def _contained(self, oid: pygit2.Oid) -> bool:
+        if oid in self.mine:
+            return True
+        hit = self._in_onto.get(oid)
+        if hit is None:
+            hit = self._in_onto[oid] = self.repo.descendant_of(self.onto.id, oid)
+        return hit
+
+    def _walk(self, head: pygit2.Oid) -> tuple[list[pygit2.Oid], list[pygit2.Oid]] | None:
+        """(merge bases of the integration and `head`, head's commits the integration
+        lacks); None when the walk is too long to be worth it."""
+        seen: set[pygit2.Oid] = set()
+        todo, common, new = [head], [], []
+        while todo:
+            c = todo.pop()
+            if c in seen:
+                continue
+            seen.add(c)
+            if self._contained(c):
+                common.append(c)
+                continue
+            new.append(c)
+            if len(new) > self.WALK_LIMIT:
+                return None
+            todo.extend(self.repo[c].parent_ids)
+        if len(common) > 1:
+            common = [c for c in common
+                      if not any(o != c and self.repo.descendant_of(o, c) for o in common)]
+        return common, new
+
+    def merge(self, task_id: str, head_id: str) -> tuple[MergeStep, pygit2.Index | None, pygit2.Oid | None]:
+        """Try one head onto the integration: a folded or empty step, or a
+        conflicted one (with the conflicted index and the merge base, for the record)."""
+        repo, acc = self.repo, self.head
+        theirs = repo[head_id].peel(pygit2.Commit)
+        strategy = self.strategies.get(task_id)
+        base = dict(task_id=task_id, agent_head=str(theirs.id), head_before=str(acc.id),
+                    strategy=strategy)
+        walked = self._walk(theirs.id)
+        if walked is not None and not walked[1]:
+            return MergeStep(outcome="empty", tree=str(acc.tree_id), **base), None, None
+        if walked is not None and len(walked[0]) == 1:
+            merge_base = walked[0][0]
+            index = repo.merge_trees(repo[merge_base].peel(pygit2.Tree), acc.tree, theirs.tree,
+                                     flags=MERGE_FLAGS)
+        else:
+            merge_base = None
+            index = repo.merge_commits(acc.id, theirs.id, flags=MERGE_FLAGS)
+        if index.conflicts is not None:
+            return MergeStep(outcome="conflicted", **base), index, merge_base
+        changes = {d.new_file.path if d.status != pygit2.enums.DeltaStatus.DELETED else d.old_file.path:
+                   None if d.status == pygit2.enums.DeltaStatus.DELETED else (d.new_file.id, d.new_file.mode)
+                   for d in index.diff_to_tree(acc.tree).deltas}  # old: acc, new: the merge
+        tree_id = rebuild_tree(repo, acc.tree, changes)
+        when = max(acc.author.time, theirs.author.time)
+        sig = pygit2.Signature(*AUTHOR, time=when, offset=0)
+        commit = repo.create_commit(None, sig, sig, merge_message(self.run_id, task_id, strategy),
+                                    tree_id, [acc.id, theirs.id])
+        self.head = repo[commit]
+        self.mine.add(commit)
+        self.mine.update(walked[1] if walked is not None else ())
+        if walked is None:  # the long way: whatever the head holds is now ours
+            walker = repo.walk(theirs.id)
+            walker.hide(acc.id)
+            self.mine.update(c.id for c in walker)
+        for path in changes:
+            self.touched.setdefault(path, []).append(task_id)
+        return MergeStep(outcome="folded", merge_commit=str(commit), tree=str(tree_id), **base), None, None
+
+    def conflict(self, step: MergeStep, index: pygit2.Index, merge_base: pygit2.Oid | None) -> ConflictRecord:
+        return conflict_record(self.repo, index, run_id=self.run_id, task_id=step.task_id,
+                               ours=pygit2.Oid(hex=step.head_before),
+                               theirs=pygit2.Oid(hex=step.agent_head), base=merge_base,
+                               touched=self.touched)
+
+    def add(self, step: MergeStep, n: int, total: int) -> None:
+        self.steps.append(step)
+        what = {"folded": f"folded as {(step.merge_commit or '')[:10]}",
+                "empty": "empty (no commit of its own)",
+                "conflicted": "conflict in " + ", ".join(p.path for p in step.conflict.paths[:3])
+                if step.conflict else "conflicted",
+                "retried": "conflict, retrying on the integration head",
+                "skipped": "skipped"}.get(step.outcome, step.outcome)
+        self.progress(f"[{n}/{total}] {step.task_id}: {what}" + (f" ({step.detail})" if step.detail else ""))
+
+
+def rebuild_tree(repo: pygit2.Repository, tree: pygit2.Tree | None,
+                 changes: Mapping[str, tuple[pygit2.Oid, int] | None]) -> pygit2.Oid:
+    """`tree` with `changes` (path -> (blob id, mode), or None to delete) applied,
+    writing only the trees on the changed paths. An emptied subtree disappears."""
+    return _rebuild(repo, tree, changes) or repo.TreeBuilder().write()
+
+
+def _rebuild(repo: pygit2.Repository, tree: pygit2.Tree | None,
+             changes: Mapping[str, tuple[pygit2.Oid, int] | None]) -> pygit2.Oid | None:
+    here: dict[str, tuple[pygit2.Oid, int] | None] = {}
+    below: dict[str, dict[str, tuple[pygit2.Oid, int] | None]] = {}
+    for path, value in changes.items():
+        name, sep, rest = path.partition("/")
+        if sep:
+            below.setdefault(name, {})[rest] = value
+        else:
+            here[name] = value
+    tb = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+    # deletions first and insertions last, so a file that becomes a folder (or
+    # the other way round) ends up as what the merge says
+    for name, value in here.items():
+        if value is None and tb.get(name) is not None:
+            tb.remove(name)
+    for name, sub_changes in below.items():
+        old = tb.get(name)
+        sub = repo[old.id] if old is not None and old.filemode == pygit2.enums.FileMode.TREE else None
+        new = _rebuild(repo, sub, sub_changes)
+        if new is None:
+            if old is not None:
+                tb.remove(name)
+        else:
+            tb.insert(name, new, pygit2.enums.FileMode.TREE)
+    for name, value in here.items():
+        if value is not None:
+            tb.insert(name, value[0], value[1])
+    return tb.write() if len(tb) else None
+
+
+def fold(repo: pygit2.Repository | Workspace, onto: str, heads: Sequence[tuple[str, str]], *,
+         run_id: str = "", strategies: Mapping[str, str | None] | None = None,
+         policy: Policy = "skip", resolve: Resolver | None = None,
+         progress: Progress = quiet) -> FoldResult:
+    """Fold `heads` ((task id, commit) pairs, in order) onto the commit `onto`.
+
+    Creates trees and merge commits only; no ref moves. On a conflict, `skip`
+    records it and goes on; `fail` stops (the later heads become "skipped" steps);
+    `retry` calls `resolve(task, conflict, integration head)` for a new head and
+    folds that instead (a "retried" step, then "folded" or "conflicted"). Without
+    a resolver, `retry` behaves as `skip`. Raises RepoError for an unknown commit.
+    """
+    repo = repo.repo() if isinstance(repo, Workspace) else repo
+    try:
+        folder = _Folder(repo, onto, run_id, strategies or {}, progress)
+        for tid, head in heads:
+            repo[head].peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError) as exc:
+        raise RepoError(f"cannot fold: unknown commit ({exc})") from None
+    total = len(heads)
+    stopped = False
+    for n, (tid, head) in enumerate(heads, 1):
+        if stopped:
+            folder.add(MergeStep(task_id=tid, outcome="skipped", agent_head=head,
+                                 head_before=str(folder.head.id), strategy=folder.strategies.get(tid),
+                                 detail="stopped at an earlier conflict"), n, total)
+            continue
+        step, index, mb = folder.merge(tid, head)
+        if index is None:
+            folder.add(step, n, total)
+            continue
+        conflict = folder.conflict(step, index, mb)
+        if policy == "retry" and resolve is not None:
+            folder.add(step.model_copy(update={"outcome": "retried", "conflict": conflict}), n, total)
+            new_head = resolve(tid, conflict, str(folder.head.id))
+            if new_head is not None:
+                step, index, mb = folder.merge(tid, new_head)
+                if index is None:
+                    folder.add(step, n, total)
+                    continue
+                conflict = folder.conflict(step, index, mb)
+                step = step.model_copy(update={"detail": "still conflicts after the retry"})
+            else:
+                step = step.model_copy(update={"detail": "the retry did not succeed"})
+        folder.add(step.model_copy(update={"outcome": "conflicted", "conflict": conflict}), n, total)
+        stopped = policy == "fail"
+    return FoldResult(onto=str(folder.onto.id), head=str(folder.head.id),
+                      tree=str(folder.head.tree_id), steps=folder.steps, stopped=stopped)
+
+

@@ -1,0 +1,345 @@
+"""The library calls behind `harness run`, `status`, `show` and `clean`."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from pydantic import TypeAdapter, ValidationError
+
+from ..config import AgentConfig, Plan, RunConfig, SandboxConfig, check_run_id
+from ..errors import GitError, RecordError, SandboxUnavailable, UsageError
+from ..progress import Progress, quiet
+from ..records import AgentResult, Attempt, RunRecord, TaskStatus, utcnow
+from ..repo.store import RunStore, open_run
+from ..repo.workspace import Workspace, attempt_ref, resolve_commit
+from ..sandbox import NAMES, default_config, get_sandbox
+from .plan import ResolvedPlan, ResolvedTask, new_run_id, resolve, resolve_plan
+from .scheduler import Orchestrator, attempt_message
+from .scopes import plan_scope_overlaps
+
+
+def prepare_run(plan_path: Path, repo: Path, *, run_id: str | None = None,
+                sandbox: str | None = None, max_parallel: int | None = None,
+                keep_sandboxes: bool = False) -> tuple[Workspace, RunStore, ResolvedPlan, RunRecord, list[str]]:
+    """Validate everything a run needs. Raises UsageError (or SandboxUnavailable)
+    and creates nothing. Returns the pieces and warnings to show."""
+    plan = resolve_plan(plan_path, sandbox=sandbox, max_parallel=max_parallel,
+                        keep_sandboxes=keep_sandboxes)
+    return prepare_resolved(plan, repo, run_id=run_id)
+
+
+def prepare_resolved(plan: ResolvedPlan, repo: Path, *, run_id: str | None = None
+                     ) -> tuple[Workspace, RunStore, ResolvedPlan, RunRecord, list[str]]:
+    """`prepare_run` for a plan already resolved (a bench builds its own)."""
+    ws = Workspace(repo)
+    base = resolve_commit(ws.repo(), plan.run.base)
+    if run_id is not None:
+        check_run_id(run_id)  # an empty --run-id is refused, not replaced
+    run_id = run_id if run_id is not None else plan.run.id or new_run_id()
+    check_run_id(run_id)
+    store = RunStore(ws, run_id)
+    if store.exists() or store.dir.exists():
+        raise UsageError(f"run {run_id!r} exists already")
+    if any(r.name.startswith(f"refs/heads/harness/{run_id}/") for r in ws.repo().references.objects):
+        raise UsageError(f"run {run_id!r} exists already (branches harness/{run_id}/* are there)")
+    warnings: list[str] = []
+    seen: set[str] = set()
+    image_id = None
+    for task in plan.tasks.values():
+        key = task.sandbox.model_dump_json()
+        if key in seen:
+            continue
+        seen.add(key)
+        sb = get_sandbox(task.sandbox)
+        sb.check()
+        if not sb.isolates:
+            warnings.append(f"warning: the {sb.name} sandbox does not isolate agents "
+                            "(no network, filesystem or resource limits)")
+        image_id = image_id or getattr(sb, "image_id", None)  # set by check()
+    record = RunRecord(
+        run_id=run_id, repo=str(ws.common), plan_path=str(plan.path.resolve()) if plan.path else None,
+        plan=plan.raw,
+        base_ref=plan.run.base, base_commit=str(base.id), sandbox=plan.run.sandbox.type,
+        image_id=image_id,
+        max_parallel=plan.run.max_parallel, task_order=list(plan.tasks),
+        scope_overlaps=plan_scope_overlaps(plan),
+    )
+    warnings = sorted(set(warnings))
+    if record.scope_overlaps:
+        pairs = [f"{o.a} & {o.b}" for o in record.scope_overlaps]
+        warnings.append(f"warning: write scopes overlap for {len(pairs)} pair(s) of tasks that may run side by "
+                        f"side: {', '.join(pairs[:6])}{' ...' if len(pairs) > 6 else ''}; "
+                        f"`harness conflicts {run_id}` follows them as they work")
+    return ws, store, plan, record, warnings
+
+
+def run_plan(plan_path: Path, repo: Path, *, progress: Progress = quiet, **options) -> RunRecord:
+    """Run a plan end to end and return its record. Raises UsageError on bad input."""
+    return execute(*prepare_run(plan_path, repo, **options), progress=progress)
+
+
+def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecord, warnings: list[str],
+            *, progress: Progress = quiet) -> RunRecord:
+    """Create the run's record and run its agents (everything was checked before).
+    The run holds its writer lock throughout; SIGINT and SIGTERM cancel it (see
+    `Orchestrator.cancel`) and the record ends `cancelled`."""
+    for w in warnings:
+        progress(w)
+    store.reserve()
+    with store.writer("run"):  # before the record exists, so nobody sees it without a live writer
+        store.create(record)
+        save_resolved_plan(store, plan)
+        progress(f"run {record.run_id}: {len(plan.tasks)} tasks, at most {plan.run.max_parallel} at once, "
+                 f"sandbox {plan.run.sandbox.type}, base {record.base_commit[:10]}")
+        orch = Orchestrator(ws, store, plan, record, progress)
+        with _signals_cancel(orch, progress):
+            return orch.run()
+
+
+def resume_run(repo: Path, run_id: str, *, progress: Progress = quiet) -> RunRecord:
+    """Finish a run that was interrupted (its process killed) or cancelled, or whose
+    tasks crashed (a lost Docker daemon, say): stop what it left running (containers
+    by label, processes by mark), keep its finished tasks, commit the work of
+    interrupted attempts to their refs, and run the rest with the plan as it was
+    recorded when the run started. Raises UsageError when there is nothing to
+    resume, RunBusy when the run is live."""
+    ws, store, record = open_run(repo, run_id)
+    _check_resumable(record)
+    with store.writer("resume"):
+        reaped = _reap(store, run_id)  # before anything can refuse: the dead run's agents go
+        if reaped:
+            progress(f"resume {run_id}: stopped {len(reaped)} sandbox(es) the run left running")
+        record = store.load()
+        _check_resumable(record)
+        plan = recorded_plan(record, store)
+        for cfg in {task.sandbox.model_dump_json(): task.sandbox for task in plan.tasks.values()}.values():
+            get_sandbox(cfg).check()
+        orch = Orchestrator(ws, store, plan, record.model_copy(update={"status": "running"}), progress)
+        done, prior = _salvage(orch, store, record, plan, progress)
+        store.event("run_resumed", kept=sorted(done), rerun=sorted(t for t in plan.tasks if t not in done))
+        progress(f"resume {run_id}: {len(done)} task(s) kept, {len(plan.tasks) - len(done)} to run")
+        with _signals_cancel(orch, progress):
+            return orch.run(done=done, prior=prior)
+
+
+def _check_resumable(record: RunRecord) -> None:
+    """A finished run is resumed only for tasks it did not finish, or that crashed
+    or were cancelled. Raises UsageError."""
+    if record.status == "finished" and not any(
+            t not in record.tasks or record.tasks[t].status in (TaskStatus.cancelled, TaskStatus.crashed)
+            for t in record.task_order):
+        raise UsageError(f"run {record.run_id!r} finished already; nothing to resume")
+
+
+PLAN_FILE = "plan.json"
+
+
+_AGENT: TypeAdapter = TypeAdapter(AgentConfig)
+_SANDBOX: TypeAdapter = TypeAdapter(SandboxConfig)
+
+
+def save_resolved_plan(store: RunStore, plan: ResolvedPlan) -> None:
+    """Keep the plan exactly as the run resolved it (strategy settings filled in, a
+    copy of every context file), so a resume runs what the run started with, even
+    after the plan or its strategy files were edited or deleted."""
+    tasks = []
+    for t in plan.tasks.values():
+        ctx = store.dir / "context" / t.id
+        ctx.mkdir(parents=True, exist_ok=True)
+        for f in t.context_files:
+            shutil.copy2(f, ctx / f.name)
+        data = {f.name: getattr(t, f.name) for f in dataclasses.fields(t)}
+        data.update(agent=t.agent.model_dump(mode="json"), sandbox=t.sandbox.model_dump(mode="json"),
+                    context_files=[f.name for f in t.context_files])
+        tasks.append(data)
+    body = json.dumps({"run": plan.run.model_dump(mode="json"), "raw": plan.raw, "tasks": tasks}, indent=2,
+                      default=str)
+    tmp = store.dir / f".{PLAN_FILE}.tmp"
+    tmp.write_text(body)
+    os.replace(tmp, store.dir / PLAN_FILE)
+
+
+def recorded_plan(record: RunRecord, store: RunStore | None = None) -> ResolvedPlan:
+    """The run's plan as it was resolved when it started (see save_resolved_plan);
+    for a run older than that, resolved again from the plan in its record."""
+    saved = store.dir / PLAN_FILE if store is not None else None
+    if saved is not None and saved.is_file():
+        try:
+            data = json.loads(saved.read_text())
+            run = RunConfig.model_validate(data["run"])
+            tasks = {}
+            for t in data["tasks"]:
+                t = dict(t, agent=_AGENT.validate_python(t["agent"]), sandbox=_SANDBOX.validate_python(t["sandbox"]),
+                         context_files=[store.dir / "context" / t["id"] / n for n in t["context_files"]])
+                tasks[t["id"]] = ResolvedTask(**t)
+            return ResolvedPlan(path=Path(record.plan_path) if record.plan_path else None, run=run,
+                                tasks=tasks, raw=data.get("raw", record.plan))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise RecordError(f"run {record.run_id!r}: {saved}: unreadable ({type(exc).__name__})") from None
+    try:
+        plan = Plan.model_validate(record.plan)
+    except ValidationError as exc:
+        raise UsageError(f"run {record.run_id!r}: its recorded plan is invalid: {exc.errors()[0]['msg']}") from None
+    path = Path(record.plan_path) if record.plan_path else None
+    override = record.sandbox if record.sandbox != plan.run.sandbox.type else None
+    return resolve(plan, path, sandbox=override, max_parallel=record.max_parallel)
+
+
+def _reap(store: RunStore, run_id: str) -> list[str]:
+    """Stop every sandbox a dead process of the run left, found by label or mark."""
+    reaped: list[str] = []
+    for name in NAMES:
+        try:
+            sb = get_sandbox(default_config(name))
+            reaped += sb.stop(run_id, store.dir)
+            sb.cleanup(run_id, store.dir)
+        except SandboxUnavailable:
+            pass  # no daemon: none of its containers run either
+    return reaped
+
+
+def _salvage(orch: Orchestrator, store: RunStore, record: RunRecord, plan: ResolvedPlan,
+             progress: Progress) -> tuple[dict[str, AgentResult], dict[str, list[Attempt]]]:
+    """Split the run's tasks into those kept as they ended and those to run again
+    (not finished, cancelled, crashed, and what failed only because of those), and
+    give each of the latter its earlier attempts, committing the work of any attempt
+    that never finished to its attempt ref."""
+    rerun = {t for t in plan.tasks if t not in record.tasks
+             or record.tasks[t].status in (TaskStatus.cancelled, TaskStatus.crashed)}
+    grew = True
+    while grew:
+        grew = False
+        for t, r in record.tasks.items():
+            if t not in rerun and r.status == TaskStatus.dependency_failed and t in plan.tasks \
+                    and plan.ancestors(t) & rerun:
+                rerun.add(t)
+                grew = True
+    done = {t: r for t, r in record.tasks.items() if t not in rerun and t in plan.tasks}
+    started: dict[tuple[str, int], dict] = {}
+    finished: dict[tuple[str, int], Attempt] = {}
+    for ev in store.events():
+        key = (ev.get("task"), ev.get("attempt"))
+        if ev["kind"] == "attempt_started":
+            started[key] = ev["payload"]
+        elif ev["kind"] == "attempt_finished" and "record" in ev["payload"]:
+            finished[key] = Attempt.model_validate(ev["payload"]["record"])
+    prior: dict[str, list[Attempt]] = {}
+    for (tid, n), payload in sorted(started.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        if tid not in rerun:
+            continue
+        attempt = finished.get((tid, n)) or _salvage_attempt(orch, store, plan, tid, n, payload)
+        if attempt.status == TaskStatus.cancelled and attempt.commit and (tid, n) not in finished:
+            progress(f"resume: {tid} attempt {n} was interrupted; its work is kept on {attempt.ref}")
+        prior.setdefault(tid, []).append(attempt)
+    for tid in rerun:
+        if tid in record.tasks and tid not in prior:
+            prior[tid] = list(record.tasks[tid].attempts)
+    return done, prior
+
+
+def _salvage_attempt(orch: Orchestrator, store: RunStore, plan: ResolvedPlan, tid: str, n: int,
+                     payload: dict) -> Attempt:
+    """An attempt the dead process never finished: commit what its worktree holds
+    (or take the ref it had already written), record it `cancelled`."""
+    base = payload.get("base") or orch.record.base_commit
+    wt = Path(payload.get("worktree") or orch.worktree_path(tid, n))
+    ref = attempt_ref(store.run_id, tid, n)
+    commit, diff = orch.ws.ref_target(ref), None
+    why = "interrupted: the harness stopped while it ran"
+    if wt.exists() and tid in plan.tasks:
+        try:
+            done, _ = orch.commit_attempt(tid, n, base, wt, attempt_message(store.run_id, plan.tasks[tid], n))
+            commit, diff = done.commit or orch.ws.ref_target(ref), done.diff if done.commit else None
+        except Exception as exc:  # its worktree is beyond repair: keep it for a person to look at
+            why += f"; its worktree {wt} could not be committed ({type(exc).__name__}: {exc})"
+    if commit:
+        why += f"; its work is kept on {ref}"
+    now = utcnow()
+    attempt = Attempt(number=n, status=TaskStatus.cancelled, reason=why, started_at=now, ended_at=now,
+                      duration_s=0.0, base_commit=base, commit=commit, ref=ref if commit else None,
+                      log_path=str(store.attempt_dir(tid, n) / "output.log"), diff=diff,
+                      sandbox=plan.tasks[tid].sandbox.type if tid in plan.tasks else "local")
+    store.event("attempt_finished", task=tid, attempt=n, status=attempt.status.value, reason=why,
+                commit=commit, record=attempt)
+    return attempt
+
+
+@contextmanager
+def _signals_cancel(orch: Orchestrator, progress: Progress) -> Iterator[None]:
+    """While the block runs: the first SIGINT or SIGTERM cancels the run (sandboxes
+    stopped, work kept); a second one exits at once (`harness resume` finishes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if orch.cancelled:
+            os.write(2, f"harness: {name} again: exiting now; `harness resume {orch.record.run_id}` "
+                        "finishes the run\n".encode())
+            os._exit(128 + signum)
+        progress(f"harness: {name}: stopping every agent of run {orch.record.run_id} and keeping their work "
+                 f"(again to exit at once)")
+        orch.cancel(name)
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def clean_run(repo: Path, run_id: str, *, force: bool = False) -> list[str]:
+    """Remove a run's worktrees and leftover sandboxes; branches stay. Finds them by
+    name and label, not only through the record (a killed run never wrote all of
+    them down). A worktree with changes nobody committed is kept unless `force`.
+    Raises RunBusy while the run is live."""
+    check_run_id(run_id)
+    ws = Workspace(repo)
+    store = RunStore(ws, run_id)
+    if not store.dir.is_dir():
+        raise UsageError(f"unknown run {run_id!r}")
+    with store.writer("clean"):
+        # Found by where they are and by label, never through the record: a killed
+        # run never wrote all of them down, and an unreadable record hides none.
+        removed: list[str] = []
+        dirty: list[str] = []
+        stuck: list[str] = []
+        for path, name in ws.run_worktrees(run_id):
+            if not os.path.lexists(path):
+                if name:
+                    ws.forget_worktree(name)
+                continue
+            if not force and ws.worktree_dirty(path):
+                dirty.append(str(path))
+                continue
+            try:
+                ws.remove_worktree(path)
+                removed.append(str(path))
+            except GitError as exc:
+                stuck.append(str(exc))
+        for name in NAMES:
+            try:
+                sb = get_sandbox(default_config(name))
+                removed += sb.stop(run_id, store.dir)
+                removed += sb.cleanup(run_id, store.dir)
+            except SandboxUnavailable:
+                pass  # no daemon, so no containers of this run are left running either
+        store.event("cleaned", removed=len(removed), kept=dirty, stuck=stuck)
+        if stuck:
+            raise GitError(f"{len(stuck)} worktree(s) could not be removed; first: {stuck[0]}")
+        if dirty:
+            raise UsageError(f"{len(dirty)} worktree(s) hold uncommitted changes (first: {dirty[0]}); "
+                             "use --force to remove them anyway")
+    return removed
+
+

@@ -1,0 +1,139 @@
+"""Benchmark: folding N agent branches in memory vs a `git merge` loop in a worktree.
+
+Both fold the same branches of the same repository in the same run. The loop is
+what one would script by hand: `git merge --no-ff --no-edit` per branch in a
+scratch worktree, `git merge --abort` on a conflict. Run through `scripts/perf
+integrate` or `PYTHONPATH=tools python -m perf integrate`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pygit2
+
+from harness.integrate.integrator import fold
+
+LINES = 50
+_ENV = {**os.environ, "GIT_AUTHOR_NAME": "perf", "GIT_AUTHOR_EMAIL": "perf@localhost",
+        "GIT_COMMITTER_NAME": "perf", "GIT_COMMITTER_EMAIL": "perf@localhost"}
+
+
+def build_target(path: Path, n_files: int = 400) -> tuple[pygit2.Repository, str, list[str]]:
+    """A repository of `n_files` files of 50 lines in nested folders, one commit."""
+    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+    repo = pygit2.Repository(str(path))
+    index = pygit2.Index()
+    files = []
+    for i in range(n_files):
+        name = f"src/pkg{i % 16}/sub{i % 5}/mod{i}.py"
+        text = "".join(f"value_{i}_{j} = {i * j}  # line {j}\n" for j in range(LINES))
+        index.add(pygit2.IndexEntry(name, repo.create_blob(text.encode()), pygit2.enums.FileMode.BLOB))
+        files.append(name)
+    sig = pygit2.Signature("perf", "perf@localhost", 1_700_000_000, 0)
+    base = repo.create_commit("refs/heads/main", sig, sig, "base", index.write_tree(repo), [])
+    subprocess.run(["git", "-C", str(path), "reset", "-q", "--hard"], check=True)
+    return repo, str(base), files
+
+
+def make_branches(repo: pygit2.Repository, base: str, files: list[str], n: int,
+                  conflict_rate: float = 0.1, seed: int = 7) -> tuple[list[tuple[str, str]], int]:
+    """N branches of one commit each on `base`, changing 1-3 files. About
+    `conflict_rate` of them rewrite a line an earlier branch changed; the others
+    keep clear (two lines or more) of every line changed so far. Returns the
+    (name, commit) pairs and how many were made to conflict."""
+    rng = random.Random(seed)
+    base_commit = repo[base].peel(pygit2.Commit)
+    used: dict[str, set[int]] = {}
+    earlier: list[tuple[str, int]] = []
+    heads, planted = [], 0
+    for k in range(n):
+        edits: list[tuple[str, int]] = []
+        if earlier and k >= 3 and rng.random() < conflict_rate:
+            edits.append(rng.choice(earlier))
+            planted += 1
+        while len(edits) < rng.randint(1, 3):
+            path, line = rng.choice(files), rng.randrange(LINES)
+            if any(abs(line - u) <= 2 for u in used.get(path, ())) or any(p == path for p, _ in edits):
+                continue
+            edits.append((path, line))
+        index = pygit2.Index()
+        index.read_tree(base_commit.tree)
+        for path, line in edits:
+            lines = repo[base_commit.tree[path].id].data.decode().splitlines(True)
+            lines[line] = f"changed_by_agent_{k} = {k}\n"
+            index.add(pygit2.IndexEntry(path, repo.create_blob("".join(lines).encode()),
+                                        pygit2.enums.FileMode.BLOB))
+            used.setdefault(path, set()).add(line)
+            earlier.append((path, line))
+        sig = pygit2.Signature("agent", "agent@localhost", 1_700_000_100 + k, 0)
+        name = f"agent{k:03d}"
+        commit = repo.create_commit(f"refs/heads/perf/{name}", sig, sig, f"agent {k}",
+                                    index.write_tree(repo), [base_commit.id])
+        heads.append((name, str(commit)))
+    return heads, planted
+
+
+def git_merge_loop(repo_path: Path, base: str, branches: list[str], scratch: Path) -> tuple[float, int]:
+    """`git merge` each branch in a scratch worktree; returns (seconds, conflicts)."""
+    subprocess.run(["git", "-C", str(repo_path), "worktree", "add", "-q", "--detach", str(scratch), base],
+                   check=True, env=_ENV)
+    conflicts = 0
+    t0 = time.perf_counter()
+    for b in branches:
+        proc = subprocess.run(["git", "-C", str(scratch), "merge", "-q", "--no-ff", "--no-edit",
+                               f"perf/{b}"], capture_output=True, env=_ENV)
+        if proc.returncode != 0:
+            conflicts += 1
+            subprocess.run(["git", "-C", str(scratch), "merge", "--abort"], check=True,
+                           capture_output=True, env=_ENV)
+    seconds = time.perf_counter() - t0
+    subprocess.run(["git", "-C", str(repo_path), "worktree", "remove", "--force", str(scratch)],
+                   check=True, capture_output=True)
+    return seconds, conflicts
+
+
+def bench_integrate(ns=(10, 100, 300), n_files: int = 400, conflict_rate: float = 0.1,
+                    repeats: int = 3) -> list[dict]:
+    """Time the harness's fold of N branches (median of `repeats`) and a `git merge`
+    loop over the same branches, for each N. Prints a table and returns its rows.
+    Both write loose objects to the same disk, whose speed drifts; the median keeps
+    one slow burst from deciding the figure."""
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="harness-perf-integrate-") as tmp:
+        path = Path(tmp) / "repo"
+        repo, base, files = build_target(path, n_files)
+        heads, planted = make_branches(repo, base, files, max(ns), conflict_rate)
+        print(f"integrating N branches (1-3 files each, ~{conflict_rate:.0%} conflicting) "
+              f"of a repository of {n_files} files x {LINES} lines")
+        print(f"{'N':>5} {'harness s':>10} {'git s':>8} {'ratio':>7} {'harness ms/br':>14} "
+              f"{'git ms/br':>10} {'conflicts h/g':>14}")
+        for i, n in enumerate(ns):
+            subset = heads[:n]
+            times = []
+            for rep in range(repeats):
+                # a fresh run id per repeat, so every repeat writes new objects
+                t0 = time.perf_counter()
+                result = fold(pygit2.Repository(str(path)), base, subset, run_id=f"perf{i}-{rep}")
+                times.append(time.perf_counter() - t0)
+            harness_s = sorted(times)[len(times) // 2]
+            git_s, git_conflicts = git_merge_loop(path, base, [b for b, _ in subset], Path(tmp) / f"loop{i}")
+            row = {"n": n, "harness_s": harness_s, "git_s": git_s, "ratio": git_s / harness_s,
+                   "harness_ms_per_branch": 1000 * harness_s / n, "git_ms_per_branch": 1000 * git_s / n,
+                   "harness_conflicts": len(result.unresolved), "git_conflicts": git_conflicts}
+            rows.append(row)
+            print(f"{n:>5} {harness_s:>10.3f} {git_s:>8.2f} {row['ratio']:>6.1f}x "
+                  f"{row['harness_ms_per_branch']:>14.2f} {row['git_ms_per_branch']:>10.1f} "
+                  f"{len(result.unresolved):>7}/{git_conflicts:<6}")
+        print(f"ratio = git time / harness time (harness: median of {repeats}); "
+              f"{planted} of {max(ns)} branches were made to conflict")
+    return rows
+
+
+if __name__ == "__main__":
+    bench_integrate()
