@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
@@ -258,22 +258,25 @@ def _describe(path: Path, data: dict[str, Any], exc: ValidationError) -> str:
     return f"{path}: {where}: {err['msg']}{more}"
 
 
-def load_plan(path: Path) -> Plan:
-    """Read and validate a plan file. Raises PlanError naming file, task and field."""
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _load(path: Path, model: type[_M]) -> _M:
     data = read_toml(path)
     try:
-        return Plan.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise PlanError(_describe(path, data, exc)) from None
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and validate a plan file. Raises PlanError naming file, task and field."""
+    return _load(path, Plan)
 
 
 def load_strategy(path: Path) -> StrategyFile:
     """Read and validate a strategy file. Raises PlanError."""
-    data = read_toml(path)
-    try:
-        return StrategyFile.model_validate(data)
-    except ValidationError as exc:
-        raise PlanError(_describe(path, data, exc)) from None
+    return _load(path, StrategyFile)
 
 
 def valid_id(value: str) -> bool:
