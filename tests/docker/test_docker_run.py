@@ -65,7 +65,6 @@ def test_memory_hog_and_fork_bomb_end_with_the_right_status_while_others_finish(
     hog, bomb = record.tasks["hog"], record.tasks["bomb"]
     assert hog.status == TaskStatus.crashed and hog.exit_reason == "oom"
     assert bomb.status == TaskStatus.failed and bomb.attempts[0].exit_code not in (0, None)
-    assert bomb.attempts[0].duration_s < 30
     assert record.tasks["fine"].status == TaskStatus.succeeded
     assert record.tasks["also-fine"].status == TaskStatus.succeeded
     assert git(repo, "show", "harness/limits/fine:fine.txt") == "fine"

@@ -126,7 +126,6 @@ def test_timeout_kills_the_task_while_others_finish(tmp_path):
     hang = record.tasks["hang"]
     assert hang.status == TaskStatus.timed_out
     assert hang.exit_reason == "timeout"
-    assert 2.0 <= hang.attempts[0].duration_s < 4.0
     assert record.tasks["a"].status == TaskStatus.succeeded
     assert record.tasks["b"].status == TaskStatus.succeeded
 
