@@ -253,6 +253,13 @@ class DockerSandbox:
             stopped = watch.stopped
         duration = time.monotonic() - start
         state = _state(container)
+        for _ in range(4):
+            # The daemon records the kernel's OOM kill apart from the exit: a SIGKILLed
+            # main process (137) that we did not stop may be flagged a moment later.
+            if stopped or state.get("OOMKilled") or state.get("ExitCode") != 137:
+                break
+            time.sleep(0.25)
+            state = _state(container)
         text = watch.tail()
         if not watch.complete:
             # The stream broke or lagged (a loaded daemon): the stopped container still
