@@ -157,6 +157,9 @@ class DockerSandbox:
                 removed.append(container.name)
             except docker.errors.NotFound:
                 pass
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:  # 409: its own attempt is removing it right now
+                    raise SandboxError(f"cannot remove container {container.name}: {_api_message(exc)}") from None
         return removed
 
     def stop(self, run_id: str, run_dir: Path) -> list[str]:
