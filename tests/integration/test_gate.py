@@ -24,7 +24,8 @@ from harness.gate.gate import GATE_NOTE_MARK, gate_run
 from harness.integrate.integrator import integrate_run, integration_ref
 from harness.run.lifecycle import run_plan
 from harness.records import AgentResult, RunRecord, TaskStatus, utcnow
-from harness.repo.run import Run
+from harness.config import ResolvedPlan, RunConfig
+from harness.repo.run import Run, save_plan
 from harness.repo.store import RunStore
 from harness.repo.workspace import Workspace, branch_ref
 
@@ -298,6 +299,17 @@ def test_every_branch_rejected_is_red(target, sandbox):
     assert record.merge.head == record.base_commit
     assert all(r.status == TaskStatus.rejected_by_gate for r in record.tasks.values())
     assert not [c for c in record.conflicts if c.conflict_class == "semantic"]  # broken alone
+
+
+def test_the_gate_takes_the_run_settings_from_the_plan_the_run_started_with(target):
+    """The typed plan saved when the run started wins over the raw plan in its record,
+    which is only read for runs older than it."""
+    integrated_run(target, "tp", {"a": mod("a", 1)})  # no test_cmd in its raw plan
+    run = Run.open(target, "tp")
+    save_plan(run.store, ResolvedPlan(path=None, run=RunConfig.model_validate(
+        {"sandbox": {"type": "local"}, "test_cmd": "python3 check.py", "timeout_s": 120})))
+    report = gate_run(Run.open(target, "tp"))
+    assert report.test_cmd == "python3 check.py" and report.status == "green"
 
 
 def test_bad_input_exits_2_before_any_test_runs(target, tmp_path):
