@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
 
@@ -228,6 +229,55 @@ class TaskConfig(_Config):
 class Plan(_Config):
     run: RunConfig = RunConfig()
     task: list[TaskConfig] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class ResolvedTask:
+    """A task with its strategy's settings and the run's defaults filled in."""
+
+    id: str
+    prompt: str
+    agent: AgentConfig
+    sandbox: SandboxConfig
+    timeout_s: float
+    retries: int
+    backoff_s: float
+    write_scope: list[str]
+    depends_on: list[str]
+    context_files: list[Path]
+    notes: list[str]
+    env: dict[str, str]
+    strategy: str | None = None
+    order: int = 0
+    stall_s: float | None = None
+    max_steps: int | None = None
+    max_log_bytes: int | None = None
+
+
+@dataclass
+class ResolvedPlan:
+    path: Path | None
+    run: RunConfig
+    tasks: dict[str, ResolvedTask] = field(default_factory=dict)
+    raw: dict = field(default_factory=dict)
+
+    def ancestors(self, tid: str) -> set[str]:
+        """Every task `tid` waits for, directly or through others."""
+        out: set[str] = set()
+        todo = list(self.tasks[tid].depends_on)
+        while todo:
+            t = todo.pop()
+            if t not in out:
+                out.add(t)
+                todo += self.tasks[t].depends_on
+        return out
+
+    def dependents(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {t: [] for t in self.tasks}
+        for t in self.tasks.values():
+            for d in t.depends_on:
+                out[d].append(t.id)
+        return out
 
 
 def read_toml(path: Path) -> dict[str, Any]:

@@ -10,10 +10,11 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ..config import Plan
+from ..config import Plan, RunConfig, TaskConfig
 from ..errors import Cancelled, UsageError
 from ..progress import Progress, quiet
 from ..records import AgentResult, RunRecord, TaskStatus, TestReport, utcnow
+from ..repo.run import Run
 from ..repo.workspace import open_repo
 from ..run.lifecycle import execute, prepare_resolved
 from ..run.plan import new_run_id, resolve
@@ -61,14 +62,10 @@ def target_repo(loaded: LoadedSpec, repo: Path | None, cache: Path | None = None
 
 def bench_plan(loaded: LoadedSpec, run_id: str) -> Plan:
     spec = loaded.spec
-    tasks = [{"id": f.stem, "strategy": str(f)} for f in loaded.strategy_files]
-    return Plan.model_validate({
-        "run": {"id": run_id, "base": spec.base, "max_parallel": spec.max_parallel,
-                "sandbox": spec.sandbox.model_dump(), "timeout_s": spec.timeout_s,
-                "retries": spec.retries, "test_cmd": spec.test_cmd, "backoff_s": 0.5,
-                "stall_s": spec.stall_s},
-        "task": tasks,
-    })
+    run = RunConfig(id=run_id, base=spec.base, max_parallel=spec.max_parallel, sandbox=spec.sandbox,
+                    timeout_s=spec.timeout_s, retries=spec.retries, test_cmd=spec.test_cmd, backoff_s=0.5,
+                    stall_s=spec.stall_s)
+    return Plan(run=run, task=[TaskConfig(id=f.stem, strategy=str(f)) for f in loaded.strategy_files])
 
 
 def run_bench(spec_path: Path, *, repo: Path | None = None, run_id: str | None = None,
@@ -89,6 +86,7 @@ def run_bench(spec_path: Path, *, repo: Path | None = None, run_id: str | None =
 
     progress(f"bench {spec.name}: {len(plan.tasks)} strategies on {repo_path}")
     record = execute(*prepared, progress=progress)
+    run = Run(ws, store, record, plan)
     if record.status == "cancelled":
         raise Cancelled(f"bench cancelled by {record.cancelled_by}; the strategies' work is kept in run "
                         f"{run_id} (`harness resume {run_id}` finishes the agents)", record.cancelled_by)
@@ -122,7 +120,7 @@ def run_bench(spec_path: Path, *, repo: Path | None = None, run_id: str | None =
     merge_outcome: dict[str, tuple[str, str | None]] = {}
     integration = None
     if improved:
-        integration, tests["integration"] = _integrate_and_gate(ws, store, run_id, improved, spec, runner, timeline,
+        integration, tests["integration"] = _integrate_and_gate(run, improved, spec, runner, timeline,
                                           clock, merge_outcome, progress)
     integ_report = None
     if integration is not None:
@@ -152,8 +150,9 @@ def run_bench(spec_path: Path, *, repo: Path | None = None, run_id: str | None =
     profiles = _profiles(runner, to_profile, art, timeline, clock, progress)
 
     reports = []
+    record = run.reload()
     for tid in record.task_order:
-        r = store.load().tasks[tid]
+        r = record.tasks[tid]
         side = sides.get(tid)
         outcome, detail = _outcome(r, tests.get(tid), side, comparisons.get(tid), merge_outcome)
         reports.append(CandidateReport(
@@ -213,13 +212,13 @@ def _run_tests(runner: Runner, items: list[tuple[str, str]], timeline: list[Time
         return dict(pool.map(one, items))
 
 
-def _integrate_and_gate(ws, store, run_id, improved, spec, runner, timeline, clock,
+def _integrate_and_gate(run, improved, spec, runner, timeline, clock,
                         merge_outcome, progress) -> tuple[str | None, TestReport | None]:
     from ..gate.gate import gate_run
     from ..integrate.integrator import integrate_run
 
     start = clock()
-    report = integrate_run(ws.workdir, run_id, order="given", policy="skip", tasks=improved,
+    report = integrate_run(run, order="given", policy="skip", tasks=improved,
                            progress=lambda line: progress("  " + line))
     timeline.append(TimelineEntry(lane="integration", label=f"fold {len(report.folded)}",
                                   kind="integrate", status=report.status, start=start, end=clock()))
@@ -232,11 +231,12 @@ def _integrate_and_gate(ws, store, run_id, improved, spec, runner, timeline, clo
     if not report.folded:
         return None, None
     start = clock()
-    gate = gate_run(ws.workdir, run_id, test_cmd=spec.test_cmd, progress=lambda line: progress("  " + line))
+    gate = gate_run(run, test_cmd=spec.test_cmd, progress=lambda line: progress("  " + line))
     timeline.append(TimelineEntry(lane="gate", label=f"{gate.test_runs} test runs", kind="gate",
                                   status=gate.status, start=start, end=clock()))
+    conflicts = run.reload().conflicts
     for culprit in gate.culprits:
-        failing = next((c.failing_tests for c in store.load().conflicts if c.task_id == culprit), [])
+        failing = next((c.failing_tests for c in conflicts if c.task_id == culprit), [])
         merge_outcome[culprit] = ("rejected_by_gate", "breaks " + ", ".join(failing[:2]) if failing
                                   else "rejected by the gate")
     last = gate.runs[-1].tests if gate.runs else None

@@ -16,19 +16,18 @@ def _report_dir(repo: Path | None, run_id: str) -> Path:
     bundled examples (where `harness bench SPEC` without --repo ran)."""
     from ..bench.runner import targets_cache
     from ..errors import UsageError
-    from ..repo.store import open_run
+    from ..repo.run import Run
 
     check_run_id(run_id)
     if repo is not None:
-        _, store, _ = open_run(repo, run_id)
-        return store.dir / "bench"
+        return Run.open(repo, run_id).store.dir / "bench"
     for found in sorted(targets_cache().glob(f"*/.git/harness/runs/{run_id}/bench")):
         return found
     try:
-        _, store, _ = open_run(Path("."), run_id)
+        run = Run.open(Path("."), run_id)
     except UsageError:
         raise UsageError(f"unknown bench run {run_id!r} (give the target with --repo)") from None
-    return store.dir / "bench"
+    return run.store.dir / "bench"
 
 
 class _SpecFirst(click.Group):

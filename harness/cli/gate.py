@@ -34,12 +34,13 @@ def gate(run_id: str, repo: Path, test_cmd: str | None, land: str | None, force_
 
     Exit 0 green (and landed if asked), 1 red or land refused (REF moved since the
     gate started), 2 bad input (REF checked out in a worktree without --force-land too)."""
-    from ..gate.gate import gate_run
+    from ..gate.gate import check_gate_options, gate_run
+    from ..repo.run import Run
 
     check_run_id(run_id)
-    report = gate_run(repo, run_id, test_cmd=test_cmd, land=land, force_land=force_land,
-                      rerun_failed=rerun_failed, sandbox=sandbox, check_alone=check_alone,
-                      progress=stderr)
+    check_gate_options(test_cmd=test_cmd, land=land, force_land=force_land)
+    report = gate_run(Run.open(repo, run_id), test_cmd=test_cmd, land=land, force_land=force_land,
+                      rerun_failed=rerun_failed, sandbox=sandbox, check_alone=check_alone, progress=stderr)
     click.echo(report.model_dump_json(indent=2) if as_json else views.gate_report(report))
     sys.exit(0 if report.status == "green" else 1)
 

@@ -27,12 +27,14 @@ from .common import check_run_id, guarded, json_option, repo_option, stderr
 def integrate(run_id: str, repo: Path, onto: str | None, order: str, tasks: tuple[str, ...], policy: str,
               as_json: bool) -> None:
     """Fold RUN's succeeded branches into harness/RUN/integration, in memory."""
-    from ..integrate.integrator import integrate_run
+    from ..integrate.integrator import check_integrate_options, integrate_run
+    from ..repo.run import Run
     from ..run.retry import ConflictRetry
 
     check_run_id(run_id)
-    report = integrate_run(repo, run_id, onto=onto, order=order, policy=policy, tasks=list(tasks) or None,
-                           retry=ConflictRetry, progress=stderr)
+    options = dict(order=order, policy=policy, tasks=list(tasks) or None, retry=ConflictRetry)
+    check_integrate_options(**options)
+    report = integrate_run(Run.open(repo, run_id), onto=onto, progress=stderr, **options)
     click.echo(report.model_dump_json(indent=2) if as_json else views.merge_report(report))
     sys.exit(1 if report.status == "failed" else 0)
 
@@ -45,9 +47,10 @@ def integrate(run_id: str, repo: Path, onto: str | None, order: str, tasks: tupl
 def conflicts(run_id: str, repo: Path, as_json: bool) -> None:
     """Forecast which of RUN's agents will collide, and where, before merging."""
     from ..integrate.forecast import forecast_run
+    from ..repo.run import Run
 
     check_run_id(run_id)
-    fc = forecast_run(repo, run_id)
+    fc = forecast_run(Run.open(repo, run_id))
     click.echo(fc.model_dump_json(indent=2) if as_json else views.forecast(fc))
 
 

@@ -41,9 +41,10 @@ def run(plan: Path, repo: Path, max_parallel: int | None, sandbox: str | None, r
 def resume(run_id: str, repo: Path, as_json: bool) -> None:
     """Finish RUN after a crash, a kill or a cancel: reap what it left running, keep its
     finished tasks, commit interrupted attempts' work to their refs, run the rest."""
+    from ..repo.run import Run
     from ..run.lifecycle import resume_run
 
-    _finish_run(resume_run(repo, run_id, progress=stderr), as_json)
+    _finish_run(resume_run(Run.open(repo, run_id), progress=stderr), as_json)
 
 
 def _finish_run(record, as_json: bool) -> None:
@@ -74,10 +75,11 @@ def status(repo: Path) -> None:
 @guarded
 def show(run_id: str, task: str | None, repo: Path, as_json: bool) -> None:
     """Show a run, or one task of it."""
-    from ..repo.store import open_run
+    from ..repo.run import Run
 
     check_run_id(run_id)
-    _, store, record = open_run(repo, run_id)
+    opened = Run.open(repo, run_id)
+    store, record = opened.store, opened.record
     if task is None:
         click.echo(record.model_dump_json(indent=2) if as_json else views.run_detail(record))
         return

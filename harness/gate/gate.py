@@ -3,7 +3,7 @@ find the culprit branches by bisecting the folded sequence (culprits.py),
 rebuild the integration without them and test it again; land the exact tested
 commit on an explicit ref by compare-and-swap, only when green.
 
-`gate_run` checks its input first (a valid run id of a run that was integrated, a
+`gate_run` checks its input first (a run that was integrated, a
 test command that is not empty, a sandbox that can run, an existing land ref that
 the integration builds on and that no worktree has checked out unless forced) and
 raises UsageError before any test runs. A red gate is a result (GateReport with
@@ -16,18 +16,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import pygit2
 from pydantic import ValidationError
 
-from ..config import RunConfig, SandboxConfig, check_run_id
+from ..config import RunConfig, SandboxConfig
 from ..errors import GitError, LandRefused, PlanError, RepoError, UsageError
 from ..integrate.integrator import fold, integration_ref, note_text
 from ..progress import Progress, quiet
 from ..records import (ConflictRecord, FailureInfo, FoldResult, GateReport, GateRun, MergeReport,
                        RunRecord, TaskStatus, utcnow)
-from ..repo.store import RunStore, open_run
+from ..repo.run import Run
+from ..repo.store import RunStore
 from ..repo.workspace import Workspace
 from ..sandbox import default_config, get_sandbox, sandbox_override
 from .culprits import Bisection, find_culprits
@@ -50,16 +50,21 @@ class _Input:
     land_old: str | None
 
 
-def check_gate_input(repo: Path | str, run_id: str, *, test_cmd: str | None = None,
-                     land: str | None = None, sandbox: str | None = None,
-                     force_land: bool = False) -> _Input:
-    """Everything the gate needs, validated. Raises UsageError (exit 2) and creates nothing."""
-    check_run_id(run_id)
+def check_gate_options(*, test_cmd: str | None = None, land: str | None = None,
+                       force_land: bool = False) -> None:
+    """Refuse options that are wrong whatever the run (checked before it is opened). Raises UsageError."""
     if test_cmd is not None and not test_cmd.strip():
         raise UsageError("--test-cmd is empty; give the command that runs the tests")
     if force_land and land is None:
         raise UsageError("--force-land needs --land REF")
-    ws, store, record = open_run(repo, run_id)
+
+
+def check_gate_input(handle: Run, *, test_cmd: str | None = None,
+                     land: str | None = None, sandbox: str | None = None,
+                     force_land: bool = False) -> _Input:
+    """Everything the gate needs, validated. Raises UsageError (exit 2) and creates nothing."""
+    check_gate_options(test_cmd=test_cmd, land=land, force_land=force_land)
+    ws, store, record, run_id = handle.ws, handle.store, handle.record, handle.run_id
     merge = record.merge
     if merge is None:
         raise UsageError(f"run {run_id!r} was not integrated; run `harness integrate {run_id}` first")
@@ -70,11 +75,7 @@ def check_gate_input(repo: Path | str, run_id: str, *, test_cmd: str | None = No
     if now != merge.head:
         raise RepoError(f"{merge.branch} moved since it was integrated (recorded {merge.head[:10]}, "
                         f"now {(now or 'deleted')[:10]}); re-run `harness integrate {run_id}`")
-    try:
-        run = RunConfig.model_validate(record.plan.get("run") or {})
-    except ValidationError as exc:
-        raise PlanError(f"run {run_id!r}: its recorded plan has an invalid [run] table: "
-                        f"{exc.errors()[0]['msg']}") from None
+    run = _run_settings(handle)
     cmd = test_cmd if test_cmd is not None else run.test_cmd
     if not cmd or not cmd.strip():
         raise UsageError(f"run {run_id!r}: no test command; set [run] test_cmd in the plan "
@@ -86,6 +87,18 @@ def check_gate_input(repo: Path | str, run_id: str, *, test_cmd: str | None = No
         if not force_land:
             _refuse_checked_out(ws, land, land_ref)
     return _Input(ws, store, record, merge, run, cmd, cfg, land_ref, land_old)
+
+
+def _run_settings(handle: Run) -> RunConfig:
+    """The run's [run] settings: from the plan it started with, or for a run older
+    than its saved plan, validated from the raw plan in its record. Raises PlanError."""
+    if handle.plan is not None:
+        return handle.plan.run
+    try:
+        return RunConfig.model_validate(handle.record.plan.get("run") or {})
+    except ValidationError as exc:
+        raise PlanError(f"run {handle.run_id!r}: its recorded plan has an invalid [run] table: "
+                        f"{exc.errors()[0]['msg']}") from None
 
 
 def _land_target(ws: Workspace, name: str, base_commit: str) -> tuple[str, str]:
@@ -146,7 +159,7 @@ class _Folds:
         return self.result(tasks).head if tasks else self.onto
 
 
-def gate_run(repo: Path | str, run_id: str, *, test_cmd: str | None = None, land: str | None = None,
+def gate_run(run: Run, *, test_cmd: str | None = None, land: str | None = None,
              force_land: bool = False, rerun_failed: bool = False, sandbox: str | None = None,
              check_alone: bool = True, progress: Progress = quiet) -> GateReport:
     """Gate a run's integration; see the module docstring. Returns the GateReport
@@ -154,10 +167,9 @@ def gate_run(repo: Path | str, run_id: str, *, test_cmd: str | None = None, land
     bad input, SandboxUnavailable when the sandbox cannot run, LandRefused when
     the land ref moved since the gate started. A land ref checked out in a worktree
     is refused (UsageError) unless `force_land`."""
-    inp = check_gate_input(repo, run_id, test_cmd=test_cmd, land=land, sandbox=sandbox,
-                           force_land=force_land)
+    inp = check_gate_input(run, test_cmd=test_cmd, land=land, sandbox=sandbox, force_land=force_land)
     with inp.store.writer("gate"):
-        return _gate(inp, run_id, rerun_failed=rerun_failed, check_alone=check_alone, progress=progress)
+        return _gate(inp, run.run_id, rerun_failed=rerun_failed, check_alone=check_alone, progress=progress)
 
 
 def _gate(inp: _Input, run_id: str, *, rerun_failed: bool, check_alone: bool,

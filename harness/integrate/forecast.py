@@ -16,9 +16,8 @@ from typing import Mapping
 
 import pygit2
 
-from ..config import check_run_id
 from ..records import ConflictForecast, ForecastPair, ForecastPath, ForecastTask, HunkRange, TaskStatus
-from ..repo.store import open_run
+from ..repo.run import Run
 from ..repo.workspace import Workspace, attempt_ref, branch_ref
 from .hunks import Hunk, spans_collide
 
@@ -130,11 +129,9 @@ def _latest_attempt(ws: Workspace, run_id: str, task_id: str, attempts_dir: Path
     return None
 
 
-def forecast_run(repo: Path | str, run_id: str, *, merge: bool = True) -> ConflictForecast:
-    """Forecast the collisions of a run's tasks from their current work.
-    Raises UsageError for an invalid or unknown run id. Writes nothing."""
-    check_run_id(run_id)
-    ws, store, record = open_run(repo, run_id)
+def forecast_run(run: Run, *, merge: bool = True) -> ConflictForecast:
+    """Forecast the collisions of a run's tasks from their current work. Writes nothing."""
+    ws, store, record, run_id = run.ws, run.store, run.record, run.run_id
     git = ws.repo()
     base = record.base_commit
     tasks: list[ForecastTask] = []

@@ -9,19 +9,18 @@ deterministic, so re-integrating an unchanged run moves nothing.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Callable, Collection, Literal, Protocol
 
-from ..config import check_run_id
 from ..errors import RepoError, UsageError
 from ..progress import Progress, quiet
 from ..records import ConflictRecord, FoldResult, MergeReport, RunRecord, TaskStatus
-from ..repo.store import RunStore, open_run
+from ..repo.run import Run
+from ..repo.store import RunStore
 from ..repo.workspace import Workspace, branch_ref, resolve_commit
 from .fold import Policy, Resolver, fold, merge_message, rebuild_tree
 
-__all__ = ["FoldResult", "Resolver", "Retry", "RetryFactory", "fold", "integrate_run", "integration_ref", "merge_message",
-           "rebuild_tree", "succeeded_heads"]
+__all__ = ["FoldResult", "Resolver", "Retry", "RetryFactory", "check_integrate_options", "fold", "integrate_run",
+           "integration_ref", "merge_message", "rebuild_tree", "succeeded_heads"]
 
 Order = Literal["finish", "plan", "given"]
 
@@ -87,19 +86,28 @@ class Retry(Protocol):
 RetryFactory = Callable[[Workspace, RunStore, RunRecord, Progress], Retry]
 
 
-def integrate_run(repo: Path | str, run_id: str, *, onto: str | None = None, order: Order = "finish",
+def integrate_run(run: Run, *, onto: str | None = None, order: Order = "finish",
                   policy: Policy = "skip", tasks: Collection[str] | None = None,
                   retry: RetryFactory | None = None, progress: Progress = quiet) -> MergeReport:
     """Fold the run's succeeded branches (only `tasks`, when given; in their order
     with `order="given"`) and move `harness/<run>/integration`.
 
     Checks everything first and raises UsageError/RepoError (exit 2) with no ref
-    moved: an invalid or unknown run id, unknown `onto`, no succeeded branches, a branch deleted or
+    moved: unknown `onto`, no succeeded branches, a branch deleted or
     moved since the run. Policy `fail` stops at the first conflict and moves no ref
     (the report, status "failed", is still recorded). Returns the MergeReport, also
     saved in the run record with the unresolved conflicts. Policy `retry` needs
     `retry`, which re-runs a conflicting task (UsageError without it).
     """
+    check_integrate_options(order=order, policy=policy, tasks=tasks, retry=retry)
+    with run.store.writer("integrate"):
+        return _integrate(run, onto=onto, order=order, policy=policy, tasks=tasks, retry=retry,
+                          progress=progress)
+
+
+def check_integrate_options(*, order: Order = "finish", policy: Policy = "skip",
+                            tasks: Collection[str] | None = None, retry: RetryFactory | None = None) -> None:
+    """Refuse options that are wrong whatever the run (checked before it is opened). Raises UsageError."""
     if order not in ("finish", "plan", "given"):
         raise UsageError(f"unknown order {order!r}; known: finish, plan, given")
     if order == "given" and not tasks:
@@ -108,16 +116,11 @@ def integrate_run(repo: Path | str, run_id: str, *, onto: str | None = None, ord
         raise UsageError(f"unknown conflict policy {policy!r}; known: skip, retry, fail")
     if policy == "retry" and retry is None:
         raise UsageError("on conflict retry: no way to re-run a task was given")
-    check_run_id(run_id)
-    ws, store, record = open_run(repo, run_id)
-    with store.writer("integrate"):
-        return _integrate(ws, store, store.load(), onto=onto, order=order, policy=policy, tasks=tasks,
-                          retry=retry, progress=progress)
 
 
-def _integrate(ws: Workspace, store: RunStore, record: RunRecord, *, onto: str | None, order: Order,
-               policy: Policy, tasks: Collection[str] | None, retry: RetryFactory | None,
-               progress: Progress) -> MergeReport:
+def _integrate(run: Run, *, onto: str | None, order: Order, policy: Policy, tasks: Collection[str] | None,
+               retry: RetryFactory | None, progress: Progress) -> MergeReport:
+    ws, store, record = run.ws, run.store, run.reload()
     run_id = record.run_id
     onto_ref = onto or record.base_commit
     onto_id = str(resolve_commit(ws.repo(), onto_ref).id)
@@ -137,15 +140,14 @@ def _integrate(ws: Workspace, store: RunStore, record: RunRecord, *, onto: str |
     if not result.stopped:
         ws.set_ref(ref, result.head, message=f"harness integrate {run_id}")
         ws.write_note(result.head, note_text(report))
+    record = run.reload()
     if retrier is not None:
-        record = retrier.record(store.load())
-    else:
-        record = store.load()
+        run.record = record = retrier.record(record)
     kept = [c for c in record.conflicts if c.conflict_class != "textual"]
     fields = {"merge": report, "conflicts": kept + report.unresolved}
     if retrier is not None:
         fields.update(tasks=record.tasks, worktrees=record.worktrees)
-    store.update(record, **fields)
+    run.update(**fields)
     for s in report.steps:
         store.event("integrate_step", task=s.task_id, outcome=s.outcome, commit=s.merge_commit,
                     paths=[p.path for p in s.conflict.paths] if s.conflict else [])

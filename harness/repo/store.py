@@ -32,7 +32,6 @@ from typing import Any, Iterator
 from pydantic import ValidationError
 
 from .. import failpoints
-from ..config import check_run_id
 from ..errors import HarnessError, RecordError, RunBusy, UsageError
 from ..records import RunRecord, utcnow, version_problem
 from .workspace import Workspace
@@ -376,11 +375,3 @@ def list_runs(ws: Workspace) -> list[RunEntry]:
     return sorted(entries, key=lambda e: (e.record.created_at.replace(tzinfo=None) if e.record and e.record.created_at
                                            else datetime.min, e.run_id))
 
-
-def open_run(repo: Path | str, run_id: str) -> tuple[Workspace, RunStore, RunRecord]:
-    """The workspace, store and record of an existing run. Raises UsageError
-    (unknown or invalid run id) or RecordError (unreadable record)."""
-    check_run_id(run_id)
-    ws = Workspace(repo)
-    store = RunStore(ws, run_id)
-    return ws, store, store.load()

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-import shutil
 import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from ..config import AgentConfig, Plan, RunConfig, SandboxConfig, check_run_id
-from ..errors import GitError, RecordError, SandboxUnavailable, UsageError
+from ..config import Plan, check_run_id
+from ..errors import GitError, SandboxUnavailable, UsageError
 from ..progress import Progress, quiet
 from ..records import AgentResult, Attempt, RunRecord, TaskStatus, utcnow
-from ..repo.store import RunStore, open_run
+from ..repo.run import Run, save_plan
+from ..repo.store import RunStore
 from ..repo.workspace import Workspace, attempt_ref, resolve_commit
 from ..sandbox import NAMES, default_config, get_sandbox
-from .plan import ResolvedPlan, ResolvedTask, new_run_id, resolve, resolve_plan
+from .plan import ResolvedPlan, new_run_id, resolve, resolve_plan
 from .scheduler import Orchestrator, attempt_message
 from .scopes import plan_scope_overlaps
 
@@ -96,7 +94,7 @@ def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecor
     store.reserve()
     with store.writer("run"):  # before the record exists, so nobody sees it without a live writer
         store.create(record)
-        save_resolved_plan(store, plan)
+        save_plan(store, plan)
         progress(f"run {record.run_id}: {len(plan.tasks)} tasks, at most {plan.run.max_parallel} at once, "
                  f"sandbox {plan.run.sandbox.type}, base {record.base_commit[:10]}")
         orch = Orchestrator(ws, store, plan, record, progress)
@@ -104,22 +102,22 @@ def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecor
             return orch.run()
 
 
-def resume_run(repo: Path, run_id: str, *, progress: Progress = quiet) -> RunRecord:
+def resume_run(run: Run, *, progress: Progress = quiet) -> RunRecord:
     """Finish a run that was interrupted (its process killed) or cancelled, or whose
     tasks crashed (a lost Docker daemon, say): stop what it left running (containers
     by label, processes by mark), keep its finished tasks, commit the work of
     interrupted attempts to their refs, and run the rest with the plan as it was
     recorded when the run started. Raises UsageError when there is nothing to
     resume, RunBusy when the run is live."""
-    ws, store, record = open_run(repo, run_id)
-    _check_resumable(record)
+    ws, store, run_id = run.ws, run.store, run.run_id
+    _check_resumable(run.record)
     with store.writer("resume"):
         reaped = _reap(store, run_id)  # before anything can refuse: the dead run's agents go
         if reaped:
             progress(f"resume {run_id}: stopped {len(reaped)} sandbox(es) the run left running")
-        record = store.load()
+        record = run.reload()
         _check_resumable(record)
-        plan = recorded_plan(record, store)
+        plan = recorded_plan(run)
         for cfg in {task.sandbox.model_dump_json(): task.sandbox for task in plan.tasks.values()}.values():
             get_sandbox(cfg).check()
         orch = Orchestrator(ws, store, plan, record.model_copy(update={"status": "running"}), progress)
@@ -139,51 +137,12 @@ def _check_resumable(record: RunRecord) -> None:
         raise UsageError(f"run {record.run_id!r} finished already; nothing to resume")
 
 
-PLAN_FILE = "plan.json"
-
-
-_AGENT: TypeAdapter = TypeAdapter(AgentConfig)
-_SANDBOX: TypeAdapter = TypeAdapter(SandboxConfig)
-
-
-def save_resolved_plan(store: RunStore, plan: ResolvedPlan) -> None:
-    """Keep the plan exactly as the run resolved it (strategy settings filled in, a
-    copy of every context file), so a resume runs what the run started with, even
-    after the plan or its strategy files were edited or deleted."""
-    tasks = []
-    for t in plan.tasks.values():
-        ctx = store.dir / "context" / t.id
-        ctx.mkdir(parents=True, exist_ok=True)
-        for f in t.context_files:
-            shutil.copy2(f, ctx / f.name)
-        data = {f.name: getattr(t, f.name) for f in dataclasses.fields(t)}
-        data.update(agent=t.agent.model_dump(mode="json"), sandbox=t.sandbox.model_dump(mode="json"),
-                    context_files=[f.name for f in t.context_files])
-        tasks.append(data)
-    body = json.dumps({"run": plan.run.model_dump(mode="json"), "raw": plan.raw, "tasks": tasks}, indent=2,
-                      default=str)
-    tmp = store.dir / f".{PLAN_FILE}.tmp"
-    tmp.write_text(body)
-    os.replace(tmp, store.dir / PLAN_FILE)
-
-
-def recorded_plan(record: RunRecord, store: RunStore | None = None) -> ResolvedPlan:
-    """The run's plan as it was resolved when it started (see save_resolved_plan);
+def recorded_plan(run: Run) -> ResolvedPlan:
+    """The run's plan as it was resolved when it started (see `repo.run.save_plan`);
     for a run older than that, resolved again from the plan in its record."""
-    saved = store.dir / PLAN_FILE if store is not None else None
-    if saved is not None and saved.is_file():
-        try:
-            data = json.loads(saved.read_text())
-            run = RunConfig.model_validate(data["run"])
-            tasks = {}
-            for t in data["tasks"]:
-                t = dict(t, agent=_AGENT.validate_python(t["agent"]), sandbox=_SANDBOX.validate_python(t["sandbox"]),
-                         context_files=[store.dir / "context" / t["id"] / n for n in t["context_files"]])
-                tasks[t["id"]] = ResolvedTask(**t)
-            return ResolvedPlan(path=Path(record.plan_path) if record.plan_path else None, run=run,
-                                tasks=tasks, raw=data.get("raw", record.plan))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise RecordError(f"run {record.run_id!r}: {saved}: unreadable ({type(exc).__name__})") from None
+    if run.plan is not None:
+        return run.plan
+    record = run.record
     try:
         plan = Plan.model_validate(record.plan)
     except ValidationError as exc:

@@ -4,62 +4,12 @@ from __future__ import annotations
 
 import secrets
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import (AgentConfig, CommandAgentConfig, Plan, RunConfig, SandboxConfig, StrategyFile, id_problem,
-                      load_plan, load_strategy)
+from ..config import (CommandAgentConfig, Plan, ResolvedPlan, ResolvedTask, StrategyFile, id_problem, load_plan,
+                      load_strategy)
 from ..errors import PlanError, UsageError
 from ..sandbox import sandbox_override
-
-
-@dataclass(frozen=True)
-class ResolvedTask:
-    """A task with its strategy's settings and the run's defaults filled in."""
-
-    id: str
-    prompt: str
-    agent: AgentConfig
-    sandbox: SandboxConfig
-    timeout_s: float
-    retries: int
-    backoff_s: float
-    write_scope: list[str]
-    depends_on: list[str]
-    context_files: list[Path]
-    notes: list[str]
-    env: dict[str, str]
-    strategy: str | None = None
-    order: int = 0
-    stall_s: float | None = None
-    max_steps: int | None = None
-    max_log_bytes: int | None = None
-
-
-@dataclass
-class ResolvedPlan:
-    path: Path | None
-    run: RunConfig
-    tasks: dict[str, ResolvedTask] = field(default_factory=dict)
-    raw: dict = field(default_factory=dict)
-
-    def ancestors(self, tid: str) -> set[str]:
-        """Every task `tid` waits for, directly or through others."""
-        out: set[str] = set()
-        todo = list(self.tasks[tid].depends_on)
-        while todo:
-            t = todo.pop()
-            if t not in out:
-                out.add(t)
-                todo += self.tasks[t].depends_on
-        return out
-
-    def dependents(self) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {t: [] for t in self.tasks}
-        for t in self.tasks.values():
-            for d in t.depends_on:
-                out[d].append(t.id)
-        return out
 
 
 def new_run_id() -> str:

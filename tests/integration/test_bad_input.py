@@ -7,6 +7,7 @@ import pytest
 from gitutil import git, harness, make_repo, snapshot, write_plan
 from harness.errors import UsageError
 from harness.integrate.forecast import forecast_run
+from harness.repo.run import Run
 from harness.gate.gate import gate_run
 from harness.integrate.integrator import integrate_run
 
@@ -208,8 +209,9 @@ def test_every_command_refuses_a_bad_run_id_and_touches_nothing(integrated, comm
 
 def test_library_entry_points_refuse_a_bad_run_id(integrated):
     before = _harness_state(integrated)
-    for call in (lambda r: integrate_run(integrated, r), lambda r: gate_run(integrated, r, test_cmd="true"),
-                 lambda r: forecast_run(integrated, r)):
+    for call in (lambda r: integrate_run(Run.open(integrated, r)),
+                 lambda r: gate_run(Run.open(integrated, r), test_cmd="true"),
+                 lambda r: forecast_run(Run.open(integrated, r))):
         for run_id in ("../runs/X", "X.lock"):
             with pytest.raises(UsageError, match="invalid run id"):
                 call(run_id)

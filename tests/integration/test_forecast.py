@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from gitutil import git, make_repo, snapshot, write_plan
 from harness.cli import main
 from harness.integrate.forecast import forecast_run
+from harness.repo.run import Run
 from harness.run.lifecycle import run_plan
 from harness.records import ConflictForecast, RunRecord
 from harness.repo.store import RunStore
@@ -44,7 +45,7 @@ def test_forecast_flags_exactly_the_overlapping_pairs(tmp_path):
     repo = six_task_run(tmp_path)
     before = snapshot(repo)
     refs = git(repo, "for-each-ref", "--format=%(refname) %(objectname)")
-    fc = forecast_run(repo, "six")
+    fc = forecast_run(Run.open(repo, "six"))
     assert before == snapshot(repo)
     assert git(repo, "for-each-ref", "--format=%(refname) %(objectname)") == refs
     assert [(p.a, p.b, p.kind, p.merge) for p in fc.pairs] == [
@@ -85,7 +86,7 @@ def test_identical_changes_overlap_but_merge_clean(tmp_path):
     for tid in ("p", "q"):
         body += f"\n[[task]]\nid = \"{tid}\"\ncommand = {json.dumps(set_line('s.txt', 2, 'same'))}\n"
     run_plan(write_plan(tmp_path / "p.toml", body), repo)
-    fc = forecast_run(repo, "same")
+    fc = forecast_run(Run.open(repo, "same"))
     assert [(p.kind, p.merge) for p in fc.pairs] == [("overlap", "clean")]
     assert fc.colliding == []
 
@@ -113,7 +114,7 @@ def test_running_tasks_are_read_from_attempt_refs_and_live_worktrees(tmp_path):
     wt = ws.create_worktree("harness-live-live-1", ws.root / "worktrees" / "live" / "live.1", base)
     (wt / "s.txt").write_text(TEN.replace("line 8", "eight"))
     (wt / "untracked.txt").write_text("new\n")
-    fc = forecast_run(repo, "live")
+    fc = forecast_run(Run.open(repo, "live"))
     sources = {t.task_id: (t.status, t.source) for t in fc.tasks}
     assert sources == {"done": ("running", None), "attempted": ("running", "attempt"),
                        "live": ("running", "worktree")}
@@ -141,5 +142,5 @@ def test_overlapping_write_scopes_are_warned_before_any_work_and_shown_by_confli
     result = CliRunner().invoke(main, ["conflicts", "sc", "--repo", str(repo)])
     assert result.exit_code == 0, result.output
     assert "a x b: src/x/** | src/x/y.py" in result.stdout and "b x d: src/x/y.py | src/**" in result.stdout
-    fc = forecast_run(repo, "sc")
+    fc = forecast_run(Run.open(repo, "sc"))
     assert fc.pairs == [] and [(o.a, o.b) for o in fc.scope_overlaps] == [("a", "b"), ("b", "d")]

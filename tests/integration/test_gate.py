@@ -24,7 +24,9 @@ from harness.gate.gate import GATE_NOTE_MARK, gate_run
 from harness.integrate.integrator import integrate_run, integration_ref
 from harness.run.lifecycle import run_plan
 from harness.records import AgentResult, RunRecord, TaskStatus, utcnow
-from harness.repo.store import RunStore, open_run
+from harness.config import ResolvedPlan, RunConfig
+from harness.repo.run import Run, save_plan
+from harness.repo.store import RunStore
 from harness.repo.workspace import Workspace, branch_ref
 
 SANDBOXES = ["local", pytest.param("docker", marks=pytest.mark.docker)]
@@ -95,8 +97,8 @@ def integrated_run(repo: Path, run_id: str, branches: dict[str, dict[str, str]],
                        sandbox="local", max_parallel=1, status="finished", tasks=tasks,
                        task_order=list(branches), plan=plan)
     RunStore(ws, run_id).create(record)
-    integrate_run(repo, run_id, order="plan")
-    return open_run(repo, run_id)[2]
+    integrate_run(Run.open(repo, run_id), order="plan")
+    return Run.open(repo, run_id).record
 
 
 def mod(name: str, cost: int = 0, broken: bool = False) -> dict[str, str]:
@@ -162,18 +164,19 @@ def test_clashing_pair_later_one_rejected_other_lands(tmp_path, sandbox):
     for tid in branches:
         body += f'\n[[task]]\nid = "{tid}"\ncommand = {json.dumps(f"cp -R {src / tid}/. .")}\n'
     run_plan(write_plan(tmp_path / "plan.toml", body), repo)
-    integrate_run(repo, "r1", order="plan")
+    integrate_run(Run.open(repo, "r1"), order="plan")
     before = snapshot(repo)
     lines: list[str] = []
 
-    report = gate_run(repo, "r1", land="landing", sandbox=sandbox, progress=lines.append)
+    report = gate_run(Run.open(repo, "r1"), land="landing", sandbox=sandbox, progress=lines.append)
 
     assert report.status == "green" and report.culprits == ["b"]
     assert report.culprit_tests["b"] == ["tests/test_budget.py::test_total_within_budget"]
     # gate (red), [a] green, [a, b] red, [a, c] green (the rebuilt head), [b] alone green
     assert [r.purpose for r in report.runs] == ["gate", "bisect", "bisect", "rebuilt", "alone"]
     assert report.runs[0].tests.source == "junit" and report.runs[0].tests.passed == 1
-    ws, _, record = open_run(repo, "r1")
+    run = Run.open(repo, "r1")
+    ws, record = run.ws, run.record
     tested = report.tested_commit
     assert git(repo, "rev-parse", "refs/heads/landing") == tested == report.runs[3].commit
     assert ws.ref_target(integration_ref("r1")) == tested == record.merge.head
@@ -208,7 +211,7 @@ def test_two_culprits_among_sixteen_in_logarithmic_runs(target, sandbox):
     bad = {"m01", "m12"}
     integrated_run(target, "r16", {t: mod(t, 1, broken=t in bad) for t in names})
 
-    report = gate_run(target, "r16", test_cmd="python3 check.py", sandbox=sandbox, check_alone=False)
+    report = gate_run(Run.open(target, "r16"), test_cmd="python3 check.py", sandbox=sandbox, check_alone=False)
 
     assert report.status == "green" and report.culprits == ["m01", "m12"]
     assert report.culprit_tests == {"m01": ["python3 check.py"], "m12": ["python3 check.py"]}
@@ -253,7 +256,7 @@ def test_land_refused_when_the_ref_moved_during_the_gate(target):
     last = res.stderr.strip().splitlines()[-1]
     assert last.startswith("harness: refusing to land refs/heads/landing: it moved since the gate started")
     assert git(target, "rev-parse", "landing") == elsewhere  # left as the other writer set it
-    gate = open_run(target, "rm")[2].gate
+    gate = Run.open(target, "rm").record.gate
     assert gate.status == "green" and gate.landed_ref is None and "moved" in gate.land_error
 
 
@@ -265,7 +268,7 @@ def test_flaky_test_reported_under_rerun_failed(target, tmp_path, sandbox):
              f"        open({str(marker)!r}, 'w').close()\n        assert False, 'first time'\n")
     integrated_run(target, "rf", {"a": mod("a", 1), "b": {"tests/test_flaky.py": flaky}})
 
-    report = gate_run(target, "rf", test_cmd="PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -q tests",
+    report = gate_run(Run.open(target, "rf"), test_cmd="PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 python3 -m pytest -q tests",
                       rerun_failed=True,
                       sandbox=sandbox)
 
@@ -283,19 +286,30 @@ def test_red_base_is_red_with_nobody_blamed(target, sandbox):
                                     "--sandbox", sandbox])
 
     assert res.exit_code == 1
-    gate = open_run(target, "rb")[2].gate
+    gate = Run.open(target, "rb").record.gate
     assert gate.status == "red" and gate.culprits == [] and "base" in gate.reason
     assert not gate.rebuilt and gate.tested_commit is None
 
 
 def test_every_branch_rejected_is_red(target, sandbox):
     integrated_run(target, "rx", {"a": mod("a", 1, broken=True), "b": mod("b", 1, broken=True)})
-    report = gate_run(target, "rx", test_cmd="python3 check.py", sandbox=sandbox)
+    report = gate_run(Run.open(target, "rx"), test_cmd="python3 check.py", sandbox=sandbox)
     assert report.status == "red" and report.culprits == ["a", "b"] and report.tested_commit is None
-    record = open_run(target, "rx")[2]
+    record = Run.open(target, "rx").record
     assert record.merge.head == record.base_commit
     assert all(r.status == TaskStatus.rejected_by_gate for r in record.tasks.values())
     assert not [c for c in record.conflicts if c.conflict_class == "semantic"]  # broken alone
+
+
+def test_the_gate_takes_the_run_settings_from_the_plan_the_run_started_with(target):
+    """The typed plan saved when the run started wins over the raw plan in its record,
+    which is only read for runs older than it."""
+    integrated_run(target, "tp", {"a": mod("a", 1)})  # no test_cmd in its raw plan
+    run = Run.open(target, "tp")
+    save_plan(run.store, ResolvedPlan(path=None, run=RunConfig.model_validate(
+        {"sandbox": {"type": "local"}, "test_cmd": "python3 check.py", "timeout_s": 120})))
+    report = gate_run(Run.open(target, "tp"))
+    assert report.test_cmd == "python3 check.py" and report.status == "green"
 
 
 def test_bad_input_exits_2_before_any_test_runs(target, tmp_path):
@@ -320,7 +334,7 @@ def test_bad_input_exits_2_before_any_test_runs(target, tmp_path):
     assert res.exit_code == 2 and "no test command" in res.stderr
     assert not (ws.root / "runs" / "ok" / "gate").exists()  # nothing ran
     with pytest.raises(UsageError):
-        gate_run(target, "ok", land="refs/heads/nope")
+        gate_run(Run.open(target, "ok"), land="refs/heads/nope")
 
 
 # --- landing on a checked-out branch -------------------------------------------------
@@ -337,7 +351,8 @@ def _refused_land(target: Path, run_id: str, args: list[str], marker: Path) -> s
     assert line.startswith("harness: ") and "Traceback" not in res.output
     assert not marker.exists()  # refused before any test ran
     assert snapshot(target) == before
-    ws, _, record = open_run(target, run_id)
+    run = Run.open(target, run_id)
+    ws, record = run.ws, run.record
     assert record.gate is None and not (ws.root / "runs" / run_id / "gate").exists()
     assert not any(e["kind"] == "gate_started" for e in RunStore(ws, run_id).events())
     return line
@@ -352,7 +367,7 @@ def test_land_refused_on_the_branch_checked_out_in_the_main_worktree(target, tmp
         assert "--force-land" in line
     assert git(target, "rev-parse", "main") == record.base_commit
     with pytest.raises(UsageError, match="checked out"):
-        gate_run(target, "co", test_cmd="python3 check.py", land="main")
+        gate_run(Run.open(target, "co"), test_cmd="python3 check.py", land="main")
 
 
 def test_land_refused_on_a_branch_checked_out_in_a_linked_worktree(target, tmp_path):
@@ -382,7 +397,7 @@ def test_force_land_lands_on_the_checked_out_branch(target, tmp_path):
 
     assert res.exit_code == 0, res.output
     assert git(target, "rev-parse", "main") == record.merge.head
-    assert open_run(target, "fl")[2].gate.landed_ref == "refs/heads/main"
+    assert Run.open(target, "fl").record.gate.landed_ref == "refs/heads/main"
     # only the ref moved: HEAD still names main, the index and the files are the user's
     after = snapshot(target)
     assert {k: v for k, v in after.items() if k not in ("refs", "head_commit", "status")} == \

@@ -17,7 +17,8 @@ from harness.integrate.integrator import fold, integrate_run, integration_ref
 from harness.run.retry import ConflictRetry
 from harness.run.lifecycle import run_plan
 from harness.records import AgentResult, RunRecord, TaskSpec, TaskStatus, utcnow
-from harness.repo.store import RunStore, open_run
+from harness.repo.run import Run
+from harness.repo.store import RunStore
 from harness.repo.workspace import Workspace, branch_ref
 
 TEN = "".join(f"line {i}\n" for i in range(1, 11))
@@ -93,7 +94,7 @@ def test_disjoint_run_folds_cleanly_into_a_story(tmp_path):
     assert record.ok
     before = snapshot(repo)
     lines: list[str] = []
-    report = integrate_run(repo, "dj", progress=lines.append)
+    report = integrate_run(Run.open(repo, "dj"), progress=lines.append)
     assert before == snapshot(repo)
     assert report.status == "clean" and report.ref_moved
     assert sorted(report.folded) == ["ta", "tb", "tc"]
@@ -118,7 +119,8 @@ def test_disjoint_run_folds_cleanly_into_a_story(tmp_path):
     assert note.startswith("harness integrate dj: clean")
     data = json.loads(note[note.index("{"):])
     assert [s["task"] for s in data["steps"]] == [s.task_id for s in report.steps]
-    _, store, saved = open_run(repo, "dj")
+    run = Run.open(repo, "dj")
+    store, saved = run.store, run.record
     assert saved.merge == report and saved.conflicts == []
     kinds = [e["kind"] for e in store.events()]
     assert kinds[-1] == "integrate_finished" and "integrate_started" in kinds
@@ -134,7 +136,7 @@ def test_same_lines_give_one_content_conflict_and_the_second_is_skipped(tmp_path
     })
     run_plan(plan, repo)
     before = snapshot(repo)
-    report = integrate_run(repo, "same", order="plan")
+    report = integrate_run(Run.open(repo, "same"), order="plan")
     assert before == snapshot(repo)
     assert [(s.task_id, s.outcome) for s in report.steps] == [
         ("first", "folded"), ("second", "conflicted"), ("third", "folded")]
@@ -155,7 +157,7 @@ def test_same_lines_give_one_content_conflict_and_the_second_is_skipped(tmp_path
     head = git(repo, "rev-parse", "harness/same/integration")
     assert tree_file(repo, head, "f.txt").splitlines()[2] == "FIRST"
     assert tree_file(repo, head, "g.txt").splitlines()[0] == "THIRD"
-    saved = open_run(repo, "same")[2]
+    saved = Run.open(repo, "same").record
     assert saved.conflicts == [c]
     note = git(repo, "notes", "--ref=refs/notes/harness", "show", head)
     assert "conflict second: f.txt (content)" in note
@@ -186,7 +188,7 @@ def test_retry_reruns_the_conflicting_task_on_the_integration_head(tmp_path):
     record = run_plan(plan, repo)
     old_second = record.tasks["second"].head_commit
     before = snapshot(repo)
-    report = integrate_run(repo, "rt", order="plan", policy="retry", retry=ConflictRetry)
+    report = integrate_run(Run.open(repo, "rt"), order="plan", policy="retry", retry=ConflictRetry)
     assert before == snapshot(repo)
     assert [(s.task_id, s.outcome) for s in report.steps] == [
         ("first", "folded"), ("second", "retried"), ("second", "folded")]
@@ -201,7 +203,7 @@ def test_retry_reruns_the_conflicting_task_on_the_integration_head(tmp_path):
     head = report.head
     assert tree_file(repo, head, "proof.txt") == "f.txt FIRST"
     assert tree_file(repo, head, "f.txt").splitlines()[2:4] == ["FIRST", "SECOND moved below"]
-    saved = open_run(repo, "rt")[2]
+    saved = Run.open(repo, "rt").record
     second = saved.tasks["second"]
     assert [a.number for a in second.attempts] == [1, 2]
     assert second.head_commit == new_second and second.status == TaskStatus.succeeded
@@ -219,11 +221,11 @@ def test_retry_that_fails_leaves_the_branch_out(tmp_path):
         "second": "if [ -f \"$HARNESS_DIR/context/conflict.json\" ]; then exit 4; fi; "
                   + set_line("f.txt", 3, "SECOND")})
     run_plan(plan, repo)
-    report = integrate_run(repo, "rf", order="plan", policy="retry", retry=ConflictRetry)
+    report = integrate_run(Run.open(repo, "rf"), order="plan", policy="retry", retry=ConflictRetry)
     assert [(s.task_id, s.outcome) for s in report.steps] == [
         ("first", "folded"), ("second", "retried"), ("second", "conflicted")]
     assert report.status == "conflicted" and len(report.unresolved) == 1
-    second = open_run(repo, "rf")[2].tasks["second"]
+    second = Run.open(repo, "rf").record.tasks["second"]
     assert second.status == TaskStatus.conflicted and len(second.attempts) == 2
 
 
@@ -299,8 +301,8 @@ def test_same_inputs_give_same_trees_and_commits(tmp_path):
     assert int(git(repo, "log", "-1", "--format=%ct", r1.head)) == t0 + 4
     # and through the command: re-integrating an unchanged run moves nothing
     fake_run(repo, "d", dict(heads))
-    first = integrate_run(repo, "d")
-    again = integrate_run(repo, "d")
+    first = integrate_run(Run.open(repo, "d"))
+    again = integrate_run(Run.open(repo, "d"))
     assert first.head == again.head == git(repo, "rev-parse", "harness/d/integration")
 
 
@@ -323,7 +325,7 @@ def test_empty_branch_is_an_empty_step(tmp_path):
     base = git(repo, "rev-parse", "HEAD")
     real = commit(repo, base, {"a.txt": "changed\n"})
     fake_run(repo, "e", {"noop": base, "real": real})
-    report = integrate_run(repo, "e")
+    report = integrate_run(Run.open(repo, "e"))
     assert [(s.task_id, s.outcome) for s in report.steps] == [("noop", "empty"), ("real", "folded")]
     assert report.status == "clean"
 
@@ -333,12 +335,13 @@ def test_finish_order_and_plan_order(tmp_path):
     base = git(repo, "rev-parse", "HEAD")
     heads = {t: commit(repo, base, {f"{t}.txt": t}) for t in ("x", "y", "z")}
     record = fake_run(repo, "o", heads)
-    ws, store, _ = open_run(repo, "o")
+    run = Run.open(repo, "o")
+    ws, store = run.ws, run.store
     tasks = dict(record.tasks)
     tasks["x"] = tasks["x"].model_copy(update={"ended_at": tasks["z"].ended_at + timedelta(seconds=5)})
     store.update(record, tasks=tasks)
-    assert [s.task_id for s in integrate_run(repo, "o").steps] == ["y", "z", "x"]
-    assert [s.task_id for s in integrate_run(repo, "o", order="plan").steps] == ["x", "y", "z"]
+    assert [s.task_id for s in integrate_run(Run.open(repo, "o")).steps] == ["y", "z", "x"]
+    assert [s.task_id for s in integrate_run(Run.open(repo, "o"), order="plan").steps] == ["x", "y", "z"]
     result = CliRunner().invoke(main, ["integrate", "o", "--repo", str(repo), "--order", "given",
                                        "--task", "z", "--task", "x", "--json"])
     assert result.exit_code == 0, result.output
@@ -359,7 +362,7 @@ def test_fail_policy_stops_and_moves_no_ref(tmp_path):
     assert result.exit_code == 1, result.output
     assert "NOT moved" in result.output and "a.txt" in result.output
     assert git(repo, "for-each-ref", "--format=%(refname) %(objectname)") == refs
-    saved = open_run(repo, "f")[2]
+    saved = Run.open(repo, "f").record
     assert saved.merge.status == "failed" and not saved.merge.ref_moved
     assert [s.outcome for s in saved.merge.steps] == ["folded", "conflicted", "skipped"]
     assert len(saved.conflicts) == 1
@@ -433,7 +436,7 @@ def test_integrate_a_chosen_subset_of_tasks(tmp_path):
     repo = make_repo(tmp_path / "repo", {"a.txt": TEN})
     base = git(repo, "rev-parse", "HEAD")
     fake_run(repo, "sub", {t: commit(repo, base, {f"{t}.txt": t}) for t in ("x", "y", "z")})
-    report = integrate_run(repo, "sub", tasks=["z", "x"], order="plan")
+    report = integrate_run(Run.open(repo, "sub"), tasks=["z", "x"], order="plan")
     assert [s.task_id for s in report.steps] == ["x", "z"]
     with pytest.raises(ValueError, match="no succeeded task 'w'"):
-        integrate_run(repo, "sub", tasks=["w"])
+        integrate_run(Run.open(repo, "sub"), tasks=["w"])

@@ -83,8 +83,11 @@ def test_keep_sandboxes_keeps_every_docker_task(tmp_path):
 def test_gate_flags(monkeypatch, tmp_path, flags, expect):
     import harness.gate.gate as gate
 
+    from harness.repo.run import Run
+
     rec = Recorder(_report(status="green"))
     monkeypatch.setattr(gate, "gate_run", rec)
+    monkeypatch.setattr(Run, "open", classmethod(lambda cls, repo, run_id: SimpleNamespace(run_id=run_id)))
     res = invoke("gate", "r1", "--repo", str(tmp_path), "--json", *flags)
     assert res.exit_code == 0, res.output
     assert {k: rec.kwargs[k] for k in expect} == expect
