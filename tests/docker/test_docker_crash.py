@@ -13,17 +13,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
 from dockerd import PrivateDockerd
-from gitutil import git, make_repo, snapshot, write_plan
+from crashutil import (QUICK, TASKS, agents_started, assert_finished_and_consistent, load, plan_file,
+                       wait_for)
+from gitutil import git, make_repo, snapshot
 from harness.records import RunRecord, TaskStatus
 
 IMAGE = "harness/python:latest"
-TASKS = ("a", "b", "c")
 
 # Attempt 1 leaves work behind and then hangs, so the harness (or its daemon) is
 # stopped while it runs; any later attempt finishes at once. The trap lets a
@@ -31,18 +31,13 @@ TASKS = ("a", "b", "c")
 AGENT = ('trap "exit 143" TERM; echo "$HARNESS_TASK $HARNESS_ATTEMPT" > $HARNESS_TASK.txt; '
          'if [ "$HARNESS_ATTEMPT" = 1 ]; then touch $HARNESS_TASK.started; sleep 120 & wait $!; '
          'else rm -f $HARNESS_TASK.started; fi')
-QUICK = 'echo "$HARNESS_TASK $HARNESS_ATTEMPT" > $HARNESS_TASK.txt'
 
 
 # --- helpers ---------------------------------------------------------------------------
 
 def _plan(tmp_path: Path, run_id: str, *, command: str = AGENT, tasks=TASKS,
           parallel: int | None = None) -> Path:
-    body = (f'[run]\nsandbox = "docker"\nid = "{run_id}"\nmax_parallel = {parallel or len(tasks)}\n'
-            'timeout_s = 300\n')
-    for t in tasks:
-        body += f'[[task]]\nid = "{t}"\nprompt = "write {t}"\ncommand = """{command}"""\n'
-    return write_plan(tmp_path / f"{run_id}.toml", body)
+    return plan_file(tmp_path, run_id, sandbox="docker", command=command, tasks=tasks, parallel=parallel)
 
 
 def _env(docker_host: str | None) -> dict:
@@ -63,19 +58,6 @@ def cli(*args: str, docker_host: str | None = None) -> subprocess.CompletedProce
                           timeout=300, env=_env(docker_host))
 
 
-def wait_for(pred, what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def agents_started(repo: Path, run_id: str, tasks=TASKS) -> bool:
-    wt = repo / ".git/harness/worktrees" / run_id
-    return all((wt / f"{t}.1" / f"{t}.started").exists() for t in tasks)
-
-
 def containers(client, run_id: str, **filters) -> list:
     """Every container of the run the daemon knows, running or not, by label."""
     return client.containers.list(all=True, filters={"label": f"harness.run={run_id}", **filters})
@@ -86,28 +68,6 @@ def wait_running(client, run_id: str, n: int) -> set[str]:
     can write its first file before the daemon has marked its container running."""
     wait_for(lambda: len(containers(client, run_id, status="running")) == n, f"{n} running containers")
     return {c.id for c in containers(client, run_id, status="running")}
-
-
-def load(repo: Path, run_id: str) -> RunRecord:
-    proc = cli("show", run_id, "--repo", str(repo), "--json")
-    assert proc.returncode == 0, proc.stderr
-    return RunRecord.model_validate_json(proc.stdout)
-
-
-def assert_finished_and_consistent(repo: Path, run_id: str, tasks=TASKS) -> RunRecord:
-    record = load(repo, run_id)
-    assert record.status == "finished"
-    assert set(record.tasks) == set(tasks)
-    for t in tasks:
-        result = record.tasks[t]
-        assert result.status == TaskStatus.succeeded, (t, result.exit_reason)
-        assert git(repo, "rev-parse", f"harness/{run_id}/{t}") == result.head_commit
-        last = result.attempts[-1]
-        assert last.sandbox == "docker"
-        assert git(repo, "show", f"{result.head_commit}:{t}.txt") == f"{t} {last.number}"
-        assert [a.number for a in result.attempts] == list(range(1, len(result.attempts) + 1))
-    git(repo, "fsck", "--strict", "--no-progress")
-    return record
 
 
 def assert_first_attempt_kept(repo: Path, run_id: str, record: RunRecord, status: TaskStatus,
@@ -150,7 +110,7 @@ def test_sigterm_stops_every_container_keeps_the_work_and_resume_finishes(docker
 
     resumed = cli("resume", run_id, "--repo", str(repo))
     assert resumed.returncode == 0, resumed.stderr
-    record = assert_finished_and_consistent(repo, run_id)
+    record = assert_finished_and_consistent(repo, run_id, sandbox="docker")
     assert_first_attempt_kept(repo, run_id, record, TaskStatus.cancelled)
     assert containers(docker_daemon, run_id) == []
     assert snapshot(repo) == before
@@ -178,7 +138,7 @@ def test_sigkill_leaves_containers_running_and_resume_reaps_salvages_and_finishe
     assert resumed.returncode == 0, resumed.stderr
     assert f"stopped {len(TASKS)} sandbox(es)" in resumed.stderr
     assert containers(docker_daemon, run_id) == []  # the old ones reaped, the new ones removed
-    record = assert_finished_and_consistent(repo, run_id)
+    record = assert_finished_and_consistent(repo, run_id, sandbox="docker")
     assert_first_attempt_kept(repo, run_id, record, TaskStatus.cancelled)
     assert snapshot(repo) == before
     assert_clean_leaves_nothing(repo, run_id, docker_daemon)
@@ -197,7 +157,7 @@ def test_sigkill_at_the_first_commit_then_resume_keeps_that_attempt(docker_daemo
 
     resumed = cli("resume", run_id, "--repo", str(repo))
     assert resumed.returncode == 0, resumed.stderr
-    record = assert_finished_and_consistent(repo, run_id, tasks)
+    record = assert_finished_and_consistent(repo, run_id, tasks, sandbox="docker")
     killed = [t for t in tasks if record.tasks[t].attempts[0].status == TaskStatus.cancelled]
     assert len(killed) == 1, {t: record.tasks[t].attempts for t in tasks}
     assert_first_attempt_kept(repo, run_id, record, TaskStatus.cancelled, killed)
@@ -260,7 +220,7 @@ def test_a_lost_daemon_crashes_the_attempts_with_one_line_and_resume_reruns_them
     private_dockerd.start()
     resumed = cli("resume", run_id, "--repo", str(repo), docker_host=host)
     assert resumed.returncode == 0, resumed.stderr
-    record = assert_finished_and_consistent(repo, run_id, tasks)
+    record = assert_finished_and_consistent(repo, run_id, tasks, sandbox="docker")
     assert_first_attempt_kept(repo, run_id, record, TaskStatus.crashed, tasks)
     assert all([a.number for a in record.tasks[t].attempts] == [1, 2] for t in tasks)
     client = private_dockerd.client()

@@ -11,10 +11,16 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
-from gitutil import git, make_repo, user_state, write_plan
+from gitutil import git, make_repo, write_plan
 from harness.records import RunRecord
+
+
+def one_task_plan(path: Path, task_id: str, command: str, **run) -> Path:
+    """A plan of one local task on `main`; `run` adds [run] settings."""
+    settings = "".join(f"{k} = {json.dumps(v)}\n" for k, v in run.items())
+    return write_plan(path, f'[run]\nbase = "main"\nsandbox = "local"\n{settings}'
+                            f'[[task]]\nid = "{task_id}"\nprompt = "p"\ncommand = {json.dumps(command)}\n')
 
 
 def cli(*args: str, env: dict | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -40,17 +46,9 @@ def test_resume_keeps_a_task_whose_attempt_succeeded_before_the_kill(tmp_path):
     `task_finished`: resume must not run the task again, and must not end it failed."""
     repo = make_repo(tmp_path / "repo")
     flag = tmp_path / "second-time"
-    plan = write_plan(tmp_path / "plan.toml", f'''
-        [run]
-        base = "main"
-        sandbox = "local"
-        timeout_s = 60
-        retries = 0
-        [[task]]
-        id = "t1"
-        prompt = "p"
-        command = "if [ -e {flag} ]; then exit 3; fi; touch {flag}; echo x > b.txt"
-        ''')
+    plan = one_task_plan(tmp_path / "plan.toml", "t1",
+                         f"if [ -e {flag} ]; then exit 3; fi; touch {flag}; echo x > b.txt",
+                         timeout_s=60, retries=0)
     # events: run_created, run_started, attempt_started, attempt_finished, task_finished(5)
     proc = cli("run", str(plan), "--repo", str(repo), "--run-id", "r", env={"HARNESS_FAILPOINTS": "event:5"})
     assert proc.returncode == -9 or proc.returncode == 137, proc.stderr
@@ -150,16 +148,7 @@ def test_clean_does_not_claim_to_remove_a_worktree_it_could_not_delete(tmp_path)
     exits 0 while it is still there."""
     lock = "chattr +i d" if os.geteuid() == 0 else "chmod -R a-w ."
     repo = make_repo(tmp_path / "repo")
-    plan = write_plan(tmp_path / "plan.toml", f'''
-        [run]
-        base = "main"
-        sandbox = "local"
-        keep_worktrees = "none"
-        [[task]]
-        id = "ro"
-        prompt = "p"
-        command = "mkdir d && echo x > d/f && {lock}"
-        ''')
+    plan = one_task_plan(tmp_path / "plan.toml", "ro", f"mkdir d && echo x > d/f && {lock}", keep_worktrees="none")
     wt = repo / ".git" / "harness" / "worktrees" / "r" / "ro.1"
     try:
         assert cli("run", str(plan), "--repo", str(repo), "--run-id", "r").returncode == 0
@@ -182,15 +171,8 @@ def test_a_worktree_replaced_by_a_symlink_is_not_followed(tmp_path):
     repo = make_repo(tmp_path / "repo")
     victim = make_repo(tmp_path / "victim", {"precious.txt": "history\n"})
     victim_head = git(victim, "rev-parse", "HEAD")
-    plan = write_plan(tmp_path / "plan.toml", f'''
-        [run]
-        base = "main"
-        sandbox = "local"
-        [[task]]
-        id = "swap"
-        prompt = "p"
-        command = 'cd .. && rm -rf "$HARNESS_WORKSPACE" && ln -s {victim} "$HARNESS_WORKSPACE"'
-        ''')
+    plan = one_task_plan(tmp_path / "plan.toml", "swap",
+                         f'cd .. && rm -rf "$HARNESS_WORKSPACE" && ln -s {victim} "$HARNESS_WORKSPACE"')
     proc = cli("run", str(plan), "--repo", str(repo), "--run-id", "r")
     assert "Traceback" not in proc.stderr
     assert (victim / ".git").is_dir(), "the harness deleted another repository's .git"
@@ -207,16 +189,7 @@ def test_a_huge_sparse_file_does_not_become_a_huge_blob_past_the_time_limit(tmp_
     `truncate -s 1T` is hours and gigabytes of .git/objects, and a checkout of that
     branch writes a terabyte). Nothing bounds the size of a committed file."""
     repo = make_repo(tmp_path / "repo")
-    plan = write_plan(tmp_path / "plan.toml", '''
-        [run]
-        base = "main"
-        sandbox = "local"
-        timeout_s = 5
-        [[task]]
-        id = "sparse"
-        prompt = "p"
-        command = "truncate -s 2G big.bin"
-        ''')
+    plan = one_task_plan(tmp_path / "plan.toml", "sparse", "truncate -s 2G big.bin", timeout_s=5)
     proc = cli("run", str(plan), "--repo", str(repo), "--run-id", "r")
     assert "Traceback" not in proc.stderr
     attempt = record(repo, "r").tasks["sparse"].attempts[-1]
@@ -228,15 +201,7 @@ def test_a_huge_sparse_file_does_not_become_a_huge_blob_past_the_time_limit(tmp_
 
 def test_show_a_task_of_a_live_run_that_is_still_running(tmp_path):
     repo = make_repo(tmp_path / "repo")
-    plan = write_plan(tmp_path / "plan.toml", '''
-        [run]
-        base = "main"
-        sandbox = "local"
-        [[task]]
-        id = "slow"
-        prompt = "p"
-        command = "touch started; sleep 30"
-        ''')
+    plan = one_task_plan(tmp_path / "plan.toml", "slow", "touch started; sleep 30")
     proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(plan), "--repo", str(repo),
                              "--run-id", "r"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -259,15 +224,7 @@ def _two_runs(tmp_path: Path) -> Path:
     """Run `a` task `b-c` and run `a-b` task `c` share the worktree name harness-a-b-c-1."""
     repo = make_repo(tmp_path / "repo")
     for run_id, tid, cmd in [("a", "b-c", "echo mine > mine.txt; exit 1"), ("a-b", "c", "echo one > one.txt")]:
-        plan = write_plan(tmp_path / f"{run_id}.toml", f'''
-            [run]
-            base = "main"
-            sandbox = "local"
-            [[task]]
-            id = "{tid}"
-            prompt = "p"
-            command = "{cmd}"
-            ''')
+        plan = one_task_plan(tmp_path / f"{run_id}.toml", tid, cmd)
         cli("run", str(plan), "--repo", str(repo), "--run-id", run_id)
     return repo
 
@@ -297,15 +254,7 @@ def test_clean_never_touches_a_users_own_worktree_named_like_the_run(tmp_path):
     the prefix `harness-r-`) and deletes: the user's worktree is no longer a git
     checkout (its HEAD and index are gone)."""
     repo = make_repo(tmp_path / "repo")
-    plan = write_plan(tmp_path / "plan.toml", '''
-        [run]
-        base = "main"
-        sandbox = "local"
-        [[task]]
-        id = "t"
-        prompt = "p"
-        command = "echo x > x.txt"
-        ''')
+    plan = one_task_plan(tmp_path / "plan.toml", "t", "echo x > x.txt")
     assert cli("run", str(plan), "--repo", str(repo), "--run-id", "r").returncode == 0
     review = tmp_path / "harness-r-review"
     git(repo, "worktree", "add", "-q", str(review), "harness/r/t")

@@ -9,15 +9,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from crashutil import (QUICK, TASKS, agents_started, assert_finished_and_consistent, load, plan_file,
+                       wait_for)
 from gitutil import git, harness, make_repo, snapshot, write_plan
 from harness.records import RunRecord, TaskStatus
-
-TASKS = ("a", "b", "c")
 
 # Attempt 1 leaves work behind and then hangs, so the harness is stopped while it
 # runs; any later attempt (after a resume) finishes at once.
@@ -28,30 +27,13 @@ AGENT = ('echo "$HARNESS_TASK $HARNESS_ATTEMPT" > $HARNESS_TASK.txt; '
 
 def _plan(tmp_path: Path, run_id: str, *, sandbox: str = "local", command: str = AGENT,
           tasks=TASKS, parallel: int | None = None) -> Path:
-    body = (f'[run]\nsandbox = "{sandbox}"\nid = "{run_id}"\nmax_parallel = {parallel or len(tasks)}\n'
-            'timeout_s = 300\n')
-    for t in tasks:
-        body += f'[[task]]\nid = "{t}"\nprompt = "write {t}"\ncommand = """{command}"""\n'
-    return write_plan(tmp_path / f"{run_id}.toml", body)
+    return plan_file(tmp_path, run_id, sandbox=sandbox, command=command, tasks=tasks, parallel=parallel)
 
 
 def start(plan: Path, repo: Path, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "harness", "run", str(plan), "--repo", str(repo)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
-
-
-def wait_for(pred, what: str, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
-def agents_started(repo: Path, run_id: str, tasks=TASKS) -> bool:
-    wt = repo / ".git/harness/worktrees" / run_id
-    return all((wt / f"{t}.1" / f"{t}.started").exists() for t in tasks)
 
 
 def marked_processes(repo: Path, run_id: str) -> list[int]:
@@ -67,27 +49,6 @@ def marked_processes(repo: Path, run_id: str) -> list[int]:
             if any(item.startswith(mark) for item in env.split(b"\0")):
                 found.append(int(entry.name))
     return found
-
-
-def load(repo: Path, run_id: str) -> RunRecord:
-    proc = harness("show", run_id, "--repo", str(repo), "--json")
-    assert proc.returncode == 0, proc.stderr
-    return RunRecord.model_validate_json(proc.stdout)
-
-
-def assert_finished_and_consistent(repo: Path, run_id: str, tasks=TASKS) -> RunRecord:
-    record = load(repo, run_id)
-    assert record.status == "finished"
-    assert set(record.tasks) == set(tasks)
-    for t in tasks:
-        result = record.tasks[t]
-        assert result.status == TaskStatus.succeeded, (t, result.exit_reason)
-        assert git(repo, "rev-parse", f"harness/{run_id}/{t}") == result.head_commit
-        last = result.attempts[-1]
-        assert git(repo, "show", f"{result.head_commit}:{t}.txt") == f"{t} {last.number}"
-        assert [a.number for a in result.attempts] == list(range(1, len(result.attempts) + 1))
-    git(repo, "fsck", "--strict", "--no-progress")
-    return record
 
 
 def assert_salvaged(repo: Path, run_id: str, record: RunRecord, tasks=TASKS) -> None:
@@ -174,9 +135,6 @@ def test_sigkill_mid_flight_is_interrupted_and_resume_reaps_salvages_and_finishe
     again = harness("resume", "k9", "--repo", str(repo))
     assert again.returncode == 2 and "finished already" in again.stderr
     assert_clean_leaves_nothing(repo, "k9")
-
-
-QUICK = 'echo "$HARNESS_TASK $HARNESS_ATTEMPT" > $HARNESS_TASK.txt'
 
 
 @pytest.mark.parametrize("point", ["commit:2", "event:9", "snapshot:1", "snapshot:2"])
