@@ -47,6 +47,7 @@ class RunStore:
         self.dir = ws.root / "runs" / run_id
         self._lock = threading.Lock()
         self._seq: int | None = None
+        self._appended = False  # once this store wrote a whole line, the log ends with one
         self._lock_fd: int | None = None
 
     # --- where things go -------------------------------------------------------------
@@ -225,7 +226,7 @@ class RunStore:
                               default=_dump) + "\n"
             fd = os.open(self.events_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
-                if os.fstat(fd).st_size and not _ends_with_newline(self.events_path):
+                if not self._appended and os.fstat(fd).st_size and not _ends_with_newline(self.events_path):
                     os.write(fd, b"\n")  # close a line torn by a kill, so this one stands alone
                 data = line.encode()
                 if failpoints.hit("event"):
@@ -236,6 +237,7 @@ class RunStore:
             finally:
                 os.close(fd)
             self._seq = seq
+            self._appended = True
 
     def _read_events(self) -> list[dict[str, Any]]:
         try:
