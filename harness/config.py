@@ -6,7 +6,6 @@ file, the task and the field, never a silently ignored setting.
 
 from __future__ import annotations
 
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,33 +14,10 @@ from typing import Annotated, Any, Literal, TypeVar, Union
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_core import PydanticCustomError
 
-from .errors import PlanError, UsageError
+from .errors import PlanError
+from .ids import ID_PATTERN, id_problem
 
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_ID_RE = re.compile(ID_PATTERN)
 WEEK_S = 7 * 24 * 3600.0
-
-
-def id_problem(value: str) -> str | None:
-    """Why `value` cannot be a run or task id, or None when it can. An id becomes a
-    component of refs/heads/harness/<run>/<task> and refs/harness/<run>/<task>/<n>,
-    anywhere in them, so git's own ref-name rules decide beyond ID_PATTERN."""
-    if not _ID_RE.match(value):
-        return "letters, digits, '.', '_' and '-' only, starting with a letter or digit, at most 64"
-    import pygit2  # here, not at import time: the CLI starts without it
-
-    if not all(pygit2.reference_is_valid_name(name)
-               for name in (f"refs/heads/harness/x/{value}", f"refs/harness/{value}/x/1")):
-        return "git refuses it in a ref name (no '..', no trailing '.', no '.lock' ending)"
-    return None
-
-
-def check_run_id(run_id: str) -> None:
-    """Raises UsageError unless `run_id` can name a run's refs and folder; every
-    command that takes a run id calls it before opening anything."""
-    problem = id_problem(run_id)
-    if problem:
-        raise UsageError(f"invalid run id {run_id!r}: {problem}")
 
 
 def _git_id(value: str) -> str:
@@ -328,6 +304,3 @@ def load_strategy(path: Path) -> StrategyFile:
     """Read and validate a strategy file. Raises PlanError."""
     return _load(path, StrategyFile)
 
-
-def valid_id(value: str) -> bool:
-    return id_problem(value) is None

@@ -1,12 +1,8 @@
 """The typed handoffs between the harness's parts.
 
-Versioning, one policy for every record the harness writes (these, and the bench
-records in bench/model.py): `schema_version` comes first. Readers accept unknown
-keys, so what a newer writer adds does not break an older reader. A change of
-meaning bumps `schema_version` and comes with a migration, so older records stay
-readable (tests read the v1 fixtures). A record whose version is higher than this
-harness knows is refused in one line (see `version_problem`): its meaning may have
-changed.
+Every record follows the one versioning policy of versioning.py: readers accept
+unknown keys (`extra="ignore"` below), and a change of meaning bumps
+`schema_version` with a migration.
 """
 
 from __future__ import annotations
@@ -19,21 +15,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .config import AgentConfig, CommandAgentConfig, LocalSandboxConfig, SandboxConfig
-
-SCHEMA_VERSION = 1
+from .versioning import SCHEMA_VERSION
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def version_problem(data: dict, current: int = SCHEMA_VERSION) -> str | None:
-    """Why this harness cannot read a raw record (a version newer than `current`, or
-    not a version at all), or None when it can."""
-    version = data.get("schema_version", 1)
-    if isinstance(version, int) and not isinstance(version, bool) and version <= current:
-        return None
-    return f"schema_version {version!r} is newer than this harness reads ({current}); upgrade harness"
 
 
 class Model(BaseModel):

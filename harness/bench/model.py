@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import HarnessError
-from ..records import version_problem
+from ..versioning import version_problem
 
 from .flame import FrameStat
 from .stats import Comparison, SampleStats, summarize

@@ -8,8 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..config import Command, DockerSandboxConfig, SandboxConfig, Seconds, coerce_typed, id_problem, read_toml
+from ..config import Command, DockerSandboxConfig, SandboxConfig, Seconds, coerce_typed, read_toml
 from ..errors import PlanError
+from ..ids import id_problem
 from ..sandbox import sandbox_override
 
 

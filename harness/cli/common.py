@@ -25,7 +25,7 @@ def stderr(line: str) -> None:
 
 def check_run_id(run_id: str) -> None:
     """Refuse a run id that could not name a run (`../x`, `a..b`) before opening anything."""
-    from ..config import check_run_id as check
+    from ..ids import check_run_id as check
 
     check(run_id)
 

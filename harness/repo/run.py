@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from ..config import AgentConfig, ResolvedPlan, ResolvedTask, RunConfig, SandboxConfig, check_run_id
+from ..config import AgentConfig, ResolvedPlan, ResolvedTask, RunConfig, SandboxConfig
+from ..ids import check_run_id
 from ..errors import RecordError
 from ..records import RunRecord
 from .store import RunStore

@@ -33,7 +33,8 @@ from pydantic import ValidationError
 
 from .. import failpoints
 from ..errors import HarnessError, RecordError, RunBusy, UsageError
-from ..records import RunRecord, utcnow, version_problem
+from ..records import RunRecord, utcnow
+from ..versioning import version_problem
 from .workspace import Workspace
 
 # Events whose payload changes the record; every other kind is history only.

@@ -11,7 +11,8 @@ from typing import Iterator
 
 from pydantic import ValidationError
 
-from ..config import Plan, check_run_id
+from ..config import Plan
+from ..ids import check_run_id
 from ..errors import GitError, SandboxUnavailable, UsageError
 from ..progress import Progress, quiet
 from ..records import AgentResult, Attempt, RunRecord, TaskStatus, utcnow

@@ -6,8 +6,7 @@ import secrets
 import time
 from pathlib import Path
 
-from ..config import (CommandAgentConfig, Plan, ResolvedPlan, ResolvedTask, StrategyFile, id_problem, load_plan,
-                      load_strategy)
+from ..config import CommandAgentConfig, Plan, ResolvedPlan, ResolvedTask, StrategyFile, load_plan, load_strategy
 from ..errors import PlanError, UsageError
 from ..sandbox import sandbox_override
 

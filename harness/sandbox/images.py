@@ -22,12 +22,11 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ..errors import ImageBuildError, SandboxUnavailable
-from ..progress import Progress, quiet
+from ..progress import Progress
 
 SUITE = "bookworm"
 DEFAULT_MIRROR = "http://deb.debian.org/debian"

@@ -182,7 +182,7 @@ def test_planted_hooks_never_run(backend, repo, tmp_path):
     command = ("rm -f .git && git init -q && mkdir -p hooks && "
                + " && ".join(f"printf '{hook}' > hooks/{n}" for n in names)
                + " && chmod +x hooks/* && git config core.hooksPath \"$PWD/hooks\" && "
-               f"git config core.fsmonitor \"$PWD/hooks/post-commit\" && echo mine > mine.txt")
+               "git config core.fsmonitor \"$PWD/hooks/post-commit\" && echo mine > mine.txt")
     before = user_state(repo)
     record = run(tmp_path, repo, backend, _task("hooks", command))
     assert_contained(repo, record, before, ["hooks"])

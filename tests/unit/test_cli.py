@@ -7,7 +7,6 @@ library call each command makes replaced by a recorder."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest

@@ -108,9 +108,14 @@ def test_records_read_keys_from_newer_writers_and_refuse_newer_versions(tmp_path
     ("", False), ("a" * 65, False),
 ])
 def test_ids_follow_git_ref_name_rules(value, ok):
-    from harness.config import id_problem, valid_id
+    import pygit2
+
+    from harness.ids import id_problem, valid_id
 
     assert valid_id(value) is ok and (id_problem(value) is None) is ok
+    if value and not value.startswith(".") and "/" not in value:  # git's own check agrees
+        by_git = all(pygit2.reference_is_valid_name(r) for r in (f"refs/heads/harness/x/{value}", f"refs/harness/{value}/x/1"))
+        assert by_git is ok or len(value) > 64
 
 
 SPEC = '''[bench]
