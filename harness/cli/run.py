@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import UsageError
+from ..errors import HarnessError, UsageError
 from ..sandbox import NAMES as SANDBOXES
 from . import views
 from .common import check_run_id, guarded, json_option, repo_option, stderr
@@ -48,7 +48,7 @@ def resume(run_id: str, repo: Path, as_json: bool) -> None:
 
 
 def _finish_run(record, as_json: bool) -> None:
-    click.echo(record.model_dump_json(indent=2) if as_json else views.run_summary(record))
+    click.echo(record.model_dump_json(indent=2) if as_json else views.run_summary(record.model_dump(mode="json")))
     if record.status == "cancelled":
         stderr(f"harness: run {record.run_id} cancelled; every attempt's work is on its ref; "
                 f"`harness resume {record.run_id}` finishes it")
@@ -60,11 +60,18 @@ def _finish_run(record, as_json: bool) -> None:
 @repo_option
 @guarded
 def status(repo: Path) -> None:
-    """List the runs of this repository."""
-    from ..repo.store import list_runs
-    from ..repo.workspace import Workspace
+    """List the runs of this repository, with what became of their branches."""
+    from ..repo.runlog import list_raw
 
-    click.echo(views.run_list(list_runs(Workspace(repo))))
+    rows = []
+    for entry in list_raw(_runs_dir(repo)):
+        if entry.record is not None:
+            try:
+                entry.record = _viewable(entry.record, lambda r: views.run_row(r, None))
+            except HarnessError as exc:
+                entry.record, entry.error = None, str(exc)
+        rows.append(entry)
+    click.echo(views.run_list(rows))
 
 
 @click.command()
@@ -74,23 +81,65 @@ def status(repo: Path) -> None:
 @json_option
 @guarded
 def show(run_id: str, task: str | None, repo: Path, as_json: bool) -> None:
-    """Show a run, or one task of it."""
-    from ..repo.run import Run
+    """Show a run, or one task of it: each agent's status and its branch's fate."""
+    from ..fates import branch_fates
+    from ..repo.runlog import RunLog
 
     check_run_id(run_id)
-    opened = Run.open(repo, run_id)
-    store, record = opened.store, opened.record
+    log = RunLog(_runs_dir(repo), run_id)
+    record = _viewable(log.load_raw(), views.run_detail)
+    fates = branch_fates(record)
     if task is None:
-        click.echo(record.model_dump_json(indent=2) if as_json else views.run_detail(record))
+        click.echo(_json({**record, "branch_fates": fates}) if as_json else views.run_detail(record))
         return
-    if task not in record.tasks and task in record.task_order:
-        live = store.task_progress(task, record.status)
-        click.echo(json.dumps(live, indent=2) if as_json else views.task_progress(record, live))
+    tasks = record.get("tasks", {})
+    if task not in tasks and task in record.get("task_order", []):
+        live = log.task_progress(task, record["status"])
+        click.echo(_json(live) if as_json else views.task_progress(record, live))
         return
-    if task not in record.tasks:
+    if task not in tasks:
         raise UsageError(f"run {run_id!r} has no task {task!r}")
-    result = record.tasks[task]
-    click.echo(result.model_dump_json(indent=2) if as_json else views.task_detail(record, result))
+    click.echo(_json({**tasks[task], "branch_fate": fates[task]}) if as_json else views.task_detail(record, task))
+
+
+def _runs_dir(repo: Path) -> Path:
+    """Where the repository's runs live, found without git when the layout is plain."""
+    from ..repo.runlog import find_common_dir
+
+    common = find_common_dir(repo)
+    if common is None:  # not a plain checkout: let git find it, or say why not
+        from ..repo.workspace import Workspace
+
+        common = Workspace(repo).common
+    return common / "harness" / "runs"
+
+
+def _viewable(raw: dict, render) -> dict:
+    """The record's JSON form as the views expect it. One this harness wrote at its own
+    schema version is used as read; an older one, or one the view cannot render, goes
+    through the record models (a migration, or one line saying what is wrong)."""
+    from ..repo.runlog import is_current
+
+    if is_current(raw):
+        try:
+            render(raw)
+            return raw
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError):
+            pass
+    from pydantic import ValidationError
+
+    from ..errors import RecordError
+    from ..records import RunRecord
+
+    try:
+        return RunRecord.model_validate(raw).model_dump(mode="json")
+    except ValidationError as exc:
+        first = str(exc).strip().splitlines()
+        raise RecordError(f"run {raw.get('run_id', '?')!r}: not a run record ({first[0][:200] if first else exc})") from None
+
+
+def _json(data) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)
 
 
 @click.command()

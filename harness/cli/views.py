@@ -1,23 +1,31 @@
-"""Plain-text views of records for the terminal."""
+"""Plain-text views of records for the terminal.
+
+The views of a run (`run_*`, `task_*`) take the record's JSON form, so `harness
+status` and `show` render without the record models; the views of integrate, gate and
+doctor take their records."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Iterable
 
+from ..fates import branch_fates, fate_counts
+
 if TYPE_CHECKING:
-    from ..records import AgentResult, ConflictForecast, ConflictRecord, GateReport, HunkRange, MergeReport, RunRecord
+    from ..records import ConflictForecast, ConflictRecord, GateReport, MergeReport
 
 
-def format_ranges(ranges: Iterable[HunkRange]) -> str:
-    """"3-5,9" (an empty range, an insertion or deletion point, shows as "^3")."""
+def format_ranges(ranges: Iterable) -> str:
+    """"3-5,9" (an empty range, an insertion or deletion point, shows as "^3"); the
+    ranges are HunkRange records or their JSON form."""
     parts = []
     for r in ranges:
-        if r.count == 0:
-            parts.append(f"^{r.start}")
-        elif r.count == 1:
-            parts.append(str(r.start))
+        start, count = (r["start"], r["count"]) if isinstance(r, dict) else (r.start, r.count)
+        if count == 0:
+            parts.append(f"^{start}")
+        elif count == 1:
+            parts.append(str(start))
         else:
-            parts.append(f"{r.start}-{r.start + r.count - 1}")
+            parts.append(f"{start}-{start + count - 1}")
     return ",".join(parts) or "-"
 
 
@@ -28,29 +36,50 @@ def _table(rows: list[list[str]]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
 
 
-def _counts(record: RunRecord) -> str:
+def _stamp(value: str | None, time_only: bool = False) -> str:
+    """An ISO-8601 stamp of a record's JSON form as "2026-01-31 12:00:00" (or the time)."""
+    if not isinstance(value, str):
+        return "-"
+    return value[11:19] if time_only else value[:19].replace("T", " ")
+
+
+def _agent_status(result: dict) -> str:
+    """How the agent's attempts ended (records before fates wrote the gate's verdict here)."""
+    return "succeeded" if result["status"] == "rejected_by_gate" else result["status"]
+
+
+def _counts(record: dict) -> str:
     counts: dict[str, int] = {}
-    for r in record.tasks.values():
-        counts[r.status.value] = counts.get(r.status.value, 0) + 1
-    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no tasks finished"
+    for r in record.get("tasks", {}).values():
+        counts[_agent_status(r)] = counts.get(_agent_status(r), 0) + 1
+    text = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no tasks finished"
+    branches = fate_counts(branch_fates(record)) if record.get("merge") else ""
+    return text + (f"; branches: {branches}" if branches else "")
 
 
-def run_summary(record: RunRecord) -> str:
-    lines = [f"run {record.run_id}: {_counts(record)}"]
-    rows = [["TASK", "STATUS", "ATTEMPTS", "BRANCH", "REASON"]]
-    for tid in record.task_order or list(record.tasks):
-        r = record.tasks.get(tid)
+def run_summary(record: dict) -> str:
+    """A run's tasks: the agent's status beside what became of its branch. Views of a
+    run take the record's JSON form (what `--json` prints; runlog.RunLog.load_raw)."""
+    lines = [f"run {record['run_id']}: {_counts(record)}"]
+    fates = branch_fates(record)
+    rows = [["TASK", "STATUS", "ATTEMPTS", "BRANCH", "FATE", "REASON"]]
+    for tid, fate in fates.items():
+        r = record.get("tasks", {}).get(tid)
         if r is None:
-            rows.append([tid, "pending", "", "", ""])
+            rows.append([tid, "pending", "", "", "", ""])
             continue
-        rows.append([tid, r.status.value, str(len(r.attempts)), r.branch or "-",
-                     "" if r.status == "succeeded" else (r.exit_reason or "")])
+        status = _agent_status(r)
+        reason = fate["detail"] if fate["fate"] not in ("folded", "no_branch", "not_integrated") else ""
+        if status != "succeeded":
+            reason = r.get("exit_reason") or ""
+        rows.append([tid, status, str(len(r.get("attempts", []))),
+                     r.get("branch") or "-", fate["fate"] if fate["fate"] != "no_branch" else "-", reason])
     lines.append(_table(rows))
     return "\n".join(lines)
 
 
 def run_list(entries: list) -> str:
-    """`harness status`: one row a run (store.RunEntry); an unreadable record is a row too."""
+    """`harness status`: one row a run (runlog.RawEntry); an unreadable record is a row too."""
     if not entries:
         return "no runs"
     rows = [["RUN", "STATUS", "CREATED", "TASKS", "RESULT"]]
@@ -59,47 +88,58 @@ def run_list(entries: list) -> str:
         if r is None:
             rows.append([e.run_id, "unreadable", "-", "-", e.error or ""])
             continue
-        status = r.status
-        if status == "running" and e.holder:
-            status += f" (pid {e.holder.get('pid')})"
-        elif status in ("interrupted", "cancelled"):
-            status += f": harness resume {r.run_id}"
-        rows.append([r.run_id, status, r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-                     str(len(r.task_order or r.tasks)), _counts(r)])
+        rows.append(run_row(r, e.holder))
     return _table(rows)
 
 
-def run_detail(record: RunRecord) -> str:
-    status = record.status
+def run_row(r: dict, holder: dict | None) -> list[str]:
+    status = r["status"]
+    if status == "running" and holder:
+        status += f" (pid {holder.get('pid')})"
+    elif status in ("interrupted", "cancelled"):
+        status += f": harness resume {r['run_id']}"
+    return [r["run_id"], status, _stamp(r.get("created_at")), str(len(r.get("task_order") or r.get("tasks", {}))),
+            _counts(r)]
+
+
+def run_detail(record: dict) -> str:
+    status = record["status"]
     if status in ("interrupted", "cancelled"):
-        status += f"{' by ' + record.cancelled_by if record.cancelled_by else ''}; `harness resume {record.run_id}` finishes it"
-    lines = [f"run {record.run_id} ({status})",
-             f"  base     {record.base_ref} = {record.base_commit}",
-             f"  sandbox  {record.sandbox}" + (f" (image {record.image_id[:19]})" if record.image_id else ""),
-             f"  created  {record.created_at:%Y-%m-%d %H:%M:%S}"
-             + (f", ended {record.ended_at:%H:%M:%S}" if record.ended_at else ""), "",
+        by = record.get("cancelled_by")
+        status += f"{' by ' + by if by else ''}; `harness resume {record['run_id']}` finishes it"
+    image = record.get("image_id")
+    lines = [f"run {record['run_id']} ({status})",
+             f"  base     {record['base_ref']} = {record['base_commit']}",
+             f"  sandbox  {record['sandbox']}" + (f" (image {image[:19]})" if image else ""),
+             f"  created  {_stamp(record.get('created_at'))}"
+             + (f", ended {_stamp(record['ended_at'], True)}" if record.get("ended_at") else ""), "",
              run_summary(record)]
-    if record.merge is not None:
-        m = record.merge
-        lines += ["", f"integration {m.branch} = {m.head[:10]} onto {m.onto}: "
-                  f"{len(m.folded)} folded, {len(m.unresolved)} conflicted ({m.status})"]
-    for c in record.conflicts:
-        for p in c.paths:
-            lines.append(f"  conflict {c.task_id}: {p.path} ({p.kind}) ours {format_ranges(p.ours_ranges)} "
-                         f"theirs {format_ranges(p.theirs_ranges)}")
-        if c.conflict_class == "semantic":
-            lines.append(f"  semantic conflict {c.task_id}: failing {', '.join(c.failing_tests[:5])}")
-    if record.gate is not None:
-        g = record.gate
-        lines += ["", f"gate: {g.status} after {g.test_runs} test run(s)"
-                  + (f", culprits {', '.join(g.culprits)}" if g.culprits else "")
-                  + (f", landed {g.landed_ref}" if g.landed_ref else "")]
+    m = record.get("merge")
+    if m:
+        steps = m.get("steps", [])
+        folded = sum(1 for s in steps if s.get("outcome") == "folded")
+        conflicted = sum(1 for s in steps if s.get("outcome") == "conflicted" and s.get("conflict"))
+        lines += ["", f"integration {m['branch']} = {m['head'][:10]} onto {m['onto']}: "
+                  f"{folded} folded, {conflicted} conflicted ({m.get('status', 'clean')})"]
+    for c in record.get("conflicts", []):
+        for p in c.get("paths", []):
+            lines.append(f"  conflict {c['task_id']}: {p['path']} ({p['kind']}) "
+                         f"ours {format_ranges(p.get('ours_ranges', []))} "
+                         f"theirs {format_ranges(p.get('theirs_ranges', []))}")
+        if c.get("conflict_class") == "semantic":
+            lines.append(f"  semantic conflict {c['task_id']}: failing {', '.join(c.get('failing_tests', [])[:5])}")
+    g = record.get("gate")
+    if g:
+        culprits, landed = g.get("culprits", []), g.get("landed_ref")
+        lines += ["", f"gate: {g['status']} after {len(g.get('runs', []))} test run(s)"
+                  + (f", culprits {', '.join(culprits)}" if culprits else "")
+                  + (f", landed {landed}" if landed else "")]
     return "\n".join(lines)
 
 
-def task_progress(record: RunRecord, live: dict) -> str:
-    """A task of a run with no result yet (store.RunStore.task_progress)."""
-    lines = [f"task {live['task_id']} of run {record.run_id}: {live['status']}"]
+def task_progress(record: dict, live: dict) -> str:
+    """A task of a run with no result yet (runlog.RunLog.task_progress)."""
+    lines = [f"task {live['task_id']} of run {record['run_id']}: {live['status']}"]
     cur = live.get("current")
     if cur:
         lines.append(f"  attempt {cur['attempt']} started {cur['started_at'][11:19]}"
@@ -110,24 +150,31 @@ def task_progress(record: RunRecord, live: dict) -> str:
     return "\n".join(lines)
 
 
-def task_detail(record: RunRecord, r: AgentResult) -> str:
-    lines = [f"task {r.task_id} of run {record.run_id}: {r.status.value}"
-             + (f" ({r.exit_reason})" if r.exit_reason else "")]
-    if r.branch:
-        lines.append(f"  branch  {r.branch} = {r.head_commit}")
-    if r.strategy:
-        lines.append(f"  strategy {r.strategy}")
-    if r.diff:
-        lines.append(f"  diff    {r.diff.files_changed} files, +{r.diff.insertions} -{r.diff.deletions}")
-    for a in r.attempts:
-        lines.append(f"  attempt {a.number}: {a.status.value} exit={a.exit_code} {a.duration_s:.1f}s"
-                     + (f" ({a.reason})" if a.reason else "") + (f" ref {a.ref}" if a.ref else ""))
-        lines.append(f"    log {a.log_path}")
-        if a.steps:
-            shown = a.tool_trace[-8:]
-            lines.append(f"    {a.steps} step(s)" + (f", the last {len(shown)}:" if a.steps > len(shown) else ":"))
+def task_detail(record: dict, tid: str) -> str:
+    r = record["tasks"][tid]
+    fate = branch_fates(record).get(tid, {"fate": "not_integrated", "detail": ""})
+    status = _agent_status(r)
+    lines = [f"task {tid} of run {record['run_id']}: {status}"
+             + (f" ({r['exit_reason']})" if r.get("exit_reason") and status != "succeeded" else "")]
+    if fate["fate"] != "no_branch":
+        lines.append(f"  fate    {fate['fate']}" + (f": {fate['detail']}" if fate["detail"] else ""))
+    if r.get("branch"):
+        lines.append(f"  branch  {r['branch']} = {r.get('head_commit')}")
+    if r.get("strategy"):
+        lines.append(f"  strategy {r['strategy']}")
+    d = r.get("diff")
+    if d:
+        lines.append(f"  diff    {d['files_changed']} files, +{d['insertions']} -{d['deletions']}")
+    for a in r.get("attempts", []):
+        lines.append(f"  attempt {a['number']}: {a['status']} exit={a.get('exit_code')} {a.get('duration_s', 0):.1f}s"
+                     + (f" ({a['reason']})" if a.get("reason") else "") + (f" ref {a['ref']}" if a.get("ref") else ""))
+        lines.append(f"    log {a.get('log_path')}")
+        steps, trace = a.get("steps", 0), a.get("tool_trace", [])
+        if steps:
+            shown = trace[-8:]
+            lines.append(f"    {steps} step(s)" + (f", the last {len(shown)}:" if steps > len(shown) else ":"))
             lines += [f"    - {t}" for t in shown]
-        tail = a.output_tail.strip().splitlines()[-5:]
+        tail = (a.get("output_tail") or "").strip().splitlines()[-5:]
         lines += [f"    | {t}" for t in tail]
     return "\n".join(lines)
 

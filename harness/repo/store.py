@@ -9,6 +9,9 @@ reflects; a reader replays the events after that stamp. So a run's record I/O gr
 linearly with its events, a kill at any instant leaves a readable run, and a torn
 last line (killed mid-write) is ignored.
 
+Reading (replaying, the lock's holder, a task's progress) is runlog.py's, in plain
+JSON; this module adds the writes and the validated RunRecord.
+
 Writers of one run serialize on a per-run lock (`lock`, an flock holding the
 writer's pid and host): the run itself holds it from start to end, and `integrate`,
 `gate`, `resume` and `clean` take it or are refused with one line. A record whose
@@ -32,44 +35,22 @@ from typing import Any, Iterator
 from pydantic import ValidationError
 
 from .. import failpoints
-from ..errors import HarnessError, RecordError, RunBusy, UsageError
+from ..errors import RecordError, RunBusy, UsageError
 from ..records import RunRecord, utcnow
-from ..versioning import version_problem
+from .runlog import RunLog, read_holder, short
 from .workspace import Workspace
 
-# Events whose payload changes the record; every other kind is history only.
-_FOLDED = {"run_created", "attempt_started", "task_finished", "record_updated", "run_resumed", "run_ended"}
 
+class RunStore(RunLog):
+    """A run's log and record, written by the run's one writer and read by anyone."""
 
-class RunStore:
     def __init__(self, ws: Workspace, run_id: str) -> None:
+        super().__init__(ws.root / "runs", run_id)
         self.ws = ws
-        self.run_id = run_id
-        self.dir = ws.root / "runs" / run_id
         self._lock = threading.Lock()
         self._seq: int | None = None
         self._appended = False  # once this store wrote a whole line, the log ends with one
         self._lock_fd: int | None = None
-
-    # --- where things go -------------------------------------------------------------
-
-    @property
-    def record_path(self) -> Path:
-        return self.dir / "record.json"
-
-    @property
-    def events_path(self) -> Path:
-        return self.dir / "events.jsonl"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.dir / "lock"
-
-    def attempt_dir(self, task_id: str, attempt: int) -> Path:
-        return self.dir / "tasks" / task_id / str(attempt)
-
-    def exists(self) -> bool:
-        return self.record_path.exists() or self.events_path.exists()
 
     # --- the writer's lock -----------------------------------------------------------
 
@@ -90,7 +71,7 @@ class RunStore:
                 if time.monotonic() < deadline:
                     time.sleep(0.05)
                     continue
-                holder = _read_holder(fd)
+                holder = read_holder(fd)
                 os.close(fd)
                 raise RunBusy(f"run {self.run_id!r} is busy: {_describe_holder(holder)}; "
                               "wait for it to end (or stop it) and try again") from None
@@ -109,20 +90,8 @@ class RunStore:
     def holder(self) -> dict[str, Any] | None:
         """Who holds the writer lock ({pid, host, what, since}), or None."""
         if self._lock_fd is not None:
-            return _read_holder(self._lock_fd)
-        try:
-            fd = os.open(self.lock_path, os.O_RDONLY)
-        except FileNotFoundError:
-            return None
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return _read_holder(fd) or {}
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return None
-        finally:
-            os.close(fd)
+            return read_holder(self._lock_fd)
+        return super().holder()
 
     # --- records ---------------------------------------------------------------------
 
@@ -166,54 +135,21 @@ class RunStore:
             _fsync_dir(self.dir)
 
     def load(self) -> RunRecord:
-        """The record: the snapshot, with every later event folded in, and a run whose
-        process is gone shown as `interrupted`. Raises UsageError for an unknown run
-        and RecordError (one line naming the file) for an unreadable one."""
-        if not self.exists():
-            if self.dir.is_dir():
-                raise RecordError(f"run {self.run_id!r}: {self.record_path}: no record (the run "
-                                  "stopped before writing one)")
-            raise UsageError(f"unknown run {self.run_id!r}")
-        base: dict[str, Any] | None = None
-        snap_error = None
+        """The record (see RunLog.load_raw), validated into a RunRecord. Raises
+        UsageError for an unknown run and RecordError (one line naming the file) for
+        an unreadable one."""
+        raw = self.load_raw()
         try:
-            base = json.loads(self.record_path.read_text(encoding="utf-8"))
-            if not isinstance(base, dict):
-                raise ValueError("not a JSON object")
-        except FileNotFoundError:
-            pass
-        except (ValueError, UnicodeDecodeError) as exc:
-            base, snap_error = None, f"{self.record_path}: unreadable ({_short(exc)})"
-        after = base.get("seq") if base is not None else 0
-        if base is not None and after is None:
-            after = None  # a record written before the log was the source of truth
-        if after is not None:
-            for ev in self._read_events():
-                if ev["seq"] > after:
-                    try:
-                        base = _fold(base, ev)
-                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                        raise RecordError(f"run {self.run_id!r}: {self.events_path}: malformed event "
-                                          f"{ev['seq']} ({type(exc).__name__}: {_short(exc)})") from None
-        if base is None:
-            raise RecordError(f"run {self.run_id!r}: " + (snap_error or f"{self.events_path}: no run_created event"))
-        problem = version_problem(base)
-        if problem:
-            raise RecordError(f"run {self.run_id!r}: {self.record_path}: {problem}")
-        try:
-            record = RunRecord.model_validate(base)
+            return RunRecord.model_validate(raw)
         except ValidationError as exc:
             raise RecordError(f"run {self.run_id!r}: {self.record_path}: not a run record "
-                              f"({_short(exc)})") from None
-        if record.status == "running" and self.holder() is None:
-            record = record.model_copy(update={"status": "interrupted"})
-        return record
+                              f"({short(exc)})") from None
 
     # --- events ----------------------------------------------------------------------
 
     def _next_seq(self) -> int:
         if self._seq is None:
-            events = self._read_events()
+            events = self.read_events()
             self._seq = events[-1]["seq"] if events else 0
         return self._seq + 1
 
@@ -240,66 +176,8 @@ class RunStore:
             self._seq = seq
             self._appended = True
 
-    def _read_events(self) -> list[dict[str, Any]]:
-        try:
-            raw = self.events_path.read_bytes()
-        except FileNotFoundError:
-            return []
-        out = []
-        for line in raw.splitlines():
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue  # torn by a kill mid-write: the action it announced never happened
-            if isinstance(ev, dict) and isinstance(ev.get("seq"), int):
-                out.append(ev)
-        return out
-
     def events(self) -> list[dict[str, Any]]:
-        return self._read_events()
-
-    def task_progress(self, task_id: str, run_status: str) -> dict[str, Any]:
-        """Where a task without a result stands, from the log: `running` (an attempt
-        started and not finished), `pending`, or as the run left it (`interrupted`,
-        `cancelled`); with the attempts it finished so far."""
-        started: dict[int, dict] = {}
-        finished: dict[int, dict] = {}
-        for ev in self._read_events():
-            if ev.get("task") != task_id or ev.get("attempt") is None:
-                continue
-            if ev["kind"] == "attempt_started":
-                started[ev["attempt"]] = {"attempt": ev["attempt"], "started_at": ev["time"],
-                                          **{k: v for k, v in ev["payload"].items() if k in ("worktree", "base")}}
-            elif ev["kind"] == "attempt_finished":
-                finished[ev["attempt"]] = ev["payload"].get("record") or ev["payload"]
-        live = [started[n] for n in sorted(started) if n not in finished]
-        status = ("running" if live else "pending") if run_status == "running" else run_status
-        return {"task_id": task_id, "status": status, "current": live[-1] if live else None,
-                "attempts": [finished[n] for n in sorted(finished)],
-                "log": str(self.attempt_dir(task_id, live[-1]["attempt"]) / "output.log") if live else None}
-
-
-def _fold(record: dict[str, Any] | None, ev: dict[str, Any]) -> dict[str, Any] | None:
-    kind, p = ev.get("kind"), ev.get("payload") or {}
-    if kind not in _FOLDED:
-        return record
-    if kind == "run_created":
-        return dict(p["record"])
-    if record is None:
-        return None
-    record = dict(record)
-    if kind == "attempt_started" and p.get("worktree"):
-        if p["worktree"] not in record.get("worktrees", []):
-            record["worktrees"] = [*record.get("worktrees", []), p["worktree"]]
-    elif kind == "task_finished" and "result" in p:
-        record["tasks"] = {**record.get("tasks", {}), ev["task"]: p["result"]}
-    elif kind == "record_updated":
-        record.update(p.get("fields", {}))
-    elif kind == "run_resumed":
-        record.update(status="running", ended_at=None, cancelled_by=None)
-    elif kind == "run_ended":
-        record.update(status=p["status"], ended_at=ev["time"], cancelled_by=p.get("cancelled_by"))
-    return record
+        return self.read_events()
 
 
 def _dump(value: Any) -> Any:
@@ -330,51 +208,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _read_holder(fd: int) -> dict[str, Any] | None:
-    try:
-        os.lseek(fd, 0, os.SEEK_SET)
-        data = os.read(fd, 4096)
-        return json.loads(data) if data else None
-    except (OSError, ValueError):
-        return None
-
-
 def _describe_holder(holder: dict[str, Any] | None) -> str:
     if not holder:
         return "another process holds its lock"
     return (f"{holder.get('what', 'a writer')} by pid {holder.get('pid')} on {holder.get('host')} "
             f"since {str(holder.get('since', '?'))[:19]}")
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
-
-
-class RunEntry:
-    """One run as `harness status` lists it: its record, or why it is unreadable."""
-
-    def __init__(self, run_id: str, record: RunRecord | None, error: str | None, holder: dict | None) -> None:
-        self.run_id = run_id
-        self.record = record
-        self.error = error
-        self.holder = holder
-
-
-def list_runs(ws: Workspace) -> list[RunEntry]:
-    """Every run of the repository, oldest first; an unreadable one is listed with why."""
-    runs_dir = ws.root / "runs"
-    if not runs_dir.is_dir():
-        return []
-    entries = []
-    for d in runs_dir.iterdir():
-        if not d.is_dir():
-            continue
-        store = RunStore(ws, d.name)
-        try:
-            entries.append(RunEntry(d.name, store.load(), None, store.holder()))
-        except HarnessError as exc:
-            entries.append(RunEntry(d.name, None, str(exc), None))
-    return sorted(entries, key=lambda e: (e.record.created_at.replace(tzinfo=None) if e.record and e.record.created_at
-                                           else datetime.min, e.run_id))
-

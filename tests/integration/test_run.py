@@ -8,7 +8,6 @@ import pygit2
 import pytest
 
 from gitutil import git, harness, make_repo, snapshot, write_plan
-from harness.cli import views as render
 from harness.run.lifecycle import run_plan
 from harness.records import RunRecord, TaskStatus
 
@@ -263,7 +262,8 @@ def test_stalled_attempt_is_stopped_and_retried_and_steps_are_the_trace(tmp_path
     assert record.tasks["roomy"].status == TaskStatus.succeeded
     spec = json.loads((repo / ".git/harness/runs/st/tasks/roomy/1/harness/task.json").read_text())
     assert spec["budget"]["steps"] == 5 and spec["budget"]["stall_s"] == 1.5
-    assert "2 step(s):" in render.task_detail(record, quiet) and "- write" in render.task_detail(record, quiet)
+    shown = harness("show", "st", "quiet", "--repo", str(repo)).stdout
+    assert "2 step(s):" in shown and "- write" in shown
 
 
 def test_strategy_file_settings_are_inherited(tmp_path):
