@@ -8,6 +8,7 @@ by round, in a shuffled order, so drift of the machine hits every side alike.
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 from contextlib import ExitStack, contextmanager
@@ -121,6 +122,9 @@ class Runner:
         value = parse_metric(res.output_tail, self.spec.metric)
         if value is None:
             side.error = "benchmark printed no JSON line with the metric"
+        elif not math.isfinite(value) or value <= 0:
+            side.error = f"benchmark printed {self.spec.metric} = {value}; comparisons need a positive finite value"
+            return None
         return value
 
     # --- profiles ----------------------------------------------------------------------
