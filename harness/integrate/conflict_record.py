@@ -191,3 +191,12 @@ def conflict_record(repo: pygit2.Repository, index: pygit2.Index, *, run_id: str
                           other_tasks=others,
                           detail=f"{len(paths)} conflicting path(s): "
                                  + ", ".join(p.path for p in paths[:10]))
+
+
+def unrelated_record(*, run_id: str, task_id: str, ours: str, theirs: str) -> ConflictRecord:
+    """The record of a head that shares no commit with the integration: nothing
+    was merged (git refuses such a merge too)."""
+    return ConflictRecord(run_id=run_id, task_id=task_id, ours_commit=ours, theirs_commit=theirs,
+                          unrelated=True,
+                          detail=f"refusing to merge unrelated histories: {theirs[:10]} shares no "
+                                 f"commit with the integration {ours[:10]}")
