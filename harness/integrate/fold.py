@@ -13,6 +13,7 @@ commit ids.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Literal, Mapping, Sequence
 
 import pygit2
@@ -22,6 +23,7 @@ from ..progress import Progress, quiet
 from ..records import ConflictRecord, FoldResult, MergeStep
 from ..repo.workspace import AUTHOR, Workspace
 from .conflict_record import conflict_record, unrelated_record
+from .dirrename import NOT_ATTEMPTED, MissedMove, missed_moves
 from .gitmerge import GitMerger
 
 Policy = Literal["skip", "retry", "fail"]
@@ -34,6 +36,19 @@ def merge_message(run_id: str, task_id: str, strategy: str | None) -> str:
     if strategy:
         trailers.append(f"Harness-Strategy: {strategy}")
     return f"harness: fold {task_id} into {run_id} integration\n\n" + "\n".join(trailers) + "\n"
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """What a conflicted step's record is made from: the merged index (None for
+    unrelated histories), the merge base when there was one, and the moves into
+    renamed directories git would have made."""
+
+    index: pygit2.Index | None
+    merge_base: pygit2.Oid | None
+    missed: list[MissedMove]
+    base_tree: pygit2.Tree | None
+    """The tree merged on (the merge base's, or with files renamed alike moved)."""
 
 
 class _Folder:
@@ -78,10 +93,9 @@ class _Folder:
         stands_on = {p for c in new for p in c.parent_ids if p not in ids}
         return sorted(stands_on), [c.id for c in new]
 
-    def merge(self, task_id: str, head_id: str) -> tuple[MergeStep, pygit2.Index | None, pygit2.Oid | None]:
+    def merge(self, task_id: str, head_id: str) -> tuple[MergeStep, _Pending | None]:
         """Try one head onto the integration: a folded or empty step, or a
-        conflicted one (with the conflicted index and the merge base, for the
-        record; no index for unrelated histories)."""
+        conflicted one with what its record is made from."""
         repo, acc = self.repo, self.head
         theirs = repo[head_id].peel(pygit2.Commit)
         strategy = self.strategies.get(task_id)
@@ -89,17 +103,25 @@ class _Folder:
                     strategy=strategy)
         stands_on, new = self._walk(theirs.id)
         if not new:
-            return MergeStep(outcome="empty", tree=str(acc.tree_id), **base), None, None
+            return MergeStep(outcome="empty", tree=str(acc.tree_id), **base), None
         if not stands_on:
-            return MergeStep(outcome="conflicted", **base), None, None
+            return MergeStep(outcome="conflicted", **base), _Pending(None, None, [], None)
         if len(stands_on) == 1:
-            merge_base = stands_on[0]
-            index = self.merger.merge_trees(repo[merge_base].peel(pygit2.Tree), acc.tree, theirs.tree)
+            merge_base: pygit2.Oid | None = stands_on[0]
+            base_tree = repo[stands_on[0]].peel(pygit2.Tree)
+            index = self.merger.merge_trees(base_tree, acc.tree, theirs.tree)
+            if index.conflicts is not None:
+                alike = self.merger.alike_base(base_tree, acc.tree, theirs.tree)
+                if alike is not None:
+                    base_tree = alike
+                    index = self.merger.merge_trees(base_tree, acc.tree, theirs.tree)
         else:
             merge_base = None
             index = self.merger.merge_commits(acc, theirs)
-        if index.conflicts is not None:
-            return MergeStep(outcome="conflicted", **base), index, merge_base
+            base_tree = repo[repo.merge_base(acc.id, theirs.id)].peel(pygit2.Tree)
+        missed = missed_moves(self.merger, base_tree, acc.tree, theirs.tree)
+        if index.conflicts is not None or missed:
+            return MergeStep(outcome="conflicted", **base), _Pending(index, merge_base, missed, base_tree)
         changes = {d.new_file.path if d.status != pygit2.enums.DeltaStatus.DELETED else d.old_file.path:
                    None if d.status == pygit2.enums.DeltaStatus.DELETED else (d.new_file.id, d.new_file.mode)
                    for d in index.diff_to_tree(acc.tree).deltas}  # old: acc, new: the merge
@@ -113,17 +135,23 @@ class _Folder:
         self.mine.update(new)
         for path in changes:
             self.touched.setdefault(path, []).append(task_id)
-        return MergeStep(outcome="folded", merge_commit=str(commit), tree=str(tree_id), **base), None, None
+        return MergeStep(outcome="folded", merge_commit=str(commit), tree=str(tree_id), **base), None
 
-    def conflict(self, step: MergeStep, index: pygit2.Index | None,
-                 merge_base: pygit2.Oid | None) -> ConflictRecord:
-        if index is None:
+    def conflict(self, step: MergeStep, pending: _Pending) -> ConflictRecord:
+        if pending.index is None:
             return unrelated_record(run_id=self.run_id, task_id=step.task_id, ours=step.head_before,
                                     theirs=step.agent_head)
-        return conflict_record(self.repo, index, run_id=self.run_id, task_id=step.task_id,
-                               ours=pygit2.Oid(hex=step.head_before),
-                               theirs=pygit2.Oid(hex=step.agent_head), base=merge_base,
-                               touched=self.touched)
+        record = conflict_record(self.repo, pending.index, run_id=self.run_id, task_id=step.task_id,
+                                 ours=pygit2.Oid(hex=step.head_before),
+                                 theirs=pygit2.Oid(hex=step.agent_head), base=pending.merge_base,
+                                 touched=self.touched, merger=self.merger, base_tree=pending.base_tree)
+        if not pending.missed:
+            return record
+        known = {p.path for p in record.paths}
+        paths = record.paths + [m.conflict() for m in pending.missed if m.new_path not in known]
+        return record.model_copy(update={
+            "paths": paths, "not_attempted": [NOT_ATTEMPTED],
+            "detail": f"{len(paths)} conflicting path(s): " + ", ".join(p.path for p in paths[:10])})
 
     def add(self, step: MergeStep, n: int, total: int) -> None:
         self.steps.append(step)
@@ -201,20 +229,20 @@ def fold(repo: pygit2.Repository | Workspace, onto: str, heads: Sequence[tuple[s
                                  head_before=str(folder.head.id), strategy=folder.strategies.get(tid),
                                  detail="stopped at an earlier conflict"), n, total)
             continue
-        step, index, mb = folder.merge(tid, head)
+        step, pending = folder.merge(tid, head)
         if step.outcome != "conflicted":
             folder.add(step, n, total)
             continue
-        conflict = folder.conflict(step, index, mb)
+        conflict = folder.conflict(step, pending)
         if policy == "retry" and resolve is not None:
             folder.add(step.model_copy(update={"outcome": "retried", "conflict": conflict}), n, total)
             new_head = resolve(tid, conflict, str(folder.head.id))
             if new_head is not None:
-                step, index, mb = folder.merge(tid, new_head)
+                step, pending = folder.merge(tid, new_head)
                 if step.outcome != "conflicted":
                     folder.add(step, n, total)
                     continue
-                conflict = folder.conflict(step, index, mb)
+                conflict = folder.conflict(step, pending)
                 step = step.model_copy(update={"detail": "still conflicts after the retry"})
             else:
                 step = step.model_copy(update={"detail": "the retry did not succeed"})

@@ -22,7 +22,8 @@ conflict_record.py, never papered over here.
 
 from __future__ import annotations
 
-from typing import Any
+from collections import Counter
+from typing import Any, NamedTuple
 
 import pygit2
 from pygit2 import Index
@@ -30,6 +31,8 @@ from pygit2.ffi import C, ffi
 
 RENAME_THRESHOLD = 50
 """git's default rename similarity (`-M50%`)."""
+BASENAME_THRESHOLD = 75
+"""git's score for a rename between files of the same, unique, name."""
 GIT_RENAME_LIMIT = 7000
 """git's default `merge.renameLimit`."""
 FILE_FLAGS = pygit2.enums.MergeFileFlag.DIFF_PATIENCE
@@ -39,6 +42,7 @@ _HASHBASE = 107927
 _GIT_EBUFS = -6
 _REGULAR = (0o100644, 0o100755)
 _MASK = 0xFFFFFFFF
+_EMPTY_BLOB = pygit2.Oid(hex="e69de29bb2d1d6434b8b29ae775ad8c2e48c5391")
 
 
 def rename_limit(repo: pygit2.Repository) -> int:
@@ -55,55 +59,103 @@ def rename_limit(repo: pygit2.Repository) -> int:
     return GIT_RENAME_LIMIT
 
 
-def span_hashes(data: bytes) -> tuple[int, dict[int, int]]:
-    """(size, {chunk hash: bytes}) of a blob, as git's diffcore-delta counts it: a
-    chunk ends at a newline or after 64 bytes; a CR before LF is not counted in a
-    text file."""
-    text = b"\0" not in data[:8000]
-    counts: dict[int, int] = {}
-    a1 = a2 = n = 0
-    size = len(data)
-    for i, c in enumerate(data):
-        if text and c == 13 and i + 1 < size and data[i + 1] == 10:
-            continue
+def _chunk_hash(chunk: bytes) -> int:
+    a1 = a2 = 0
+    for c in chunk:
         old = a1
         a1 = (((a1 << 7) ^ (a2 >> 25)) + c) & _MASK
         a2 = ((a2 << 7) ^ (old >> 25)) & _MASK
-        n += 1
-        if n < 64 and c != 10:
-            continue
-        h = ((a1 + a2 * 9) & _MASK) % _HASHBASE
-        counts[h] = counts.get(h, 0) + n
-        a1 = a2 = n = 0
-    if n:
-        h = ((a1 + a2 * 9) & _MASK) % _HASHBASE
-        counts[h] = counts.get(h, 0) + n
-    return size, counts
+    return ((a1 + a2 * 9) & _MASK) % _HASHBASE
 
 
-def git_similarity(a: tuple[int, dict[int, int]], b: tuple[int, dict[int, int]]) -> int:
-    """git's rename score of two span-hashed blobs, in percent (0-100): the bytes
-    of `a` found in `b` over the larger size; 0 when the sizes differ too much for
-    50% to be reachable (git does not look further then either)."""
-    (sa, ha), (sb, hb) = a, b
-    big, small = max(sa, sb), min(sa, sb)
+class Changes(NamedTuple):
+    added: dict[str, tuple[pygit2.Oid, int]]
+    deleted: dict[str, tuple[pygit2.Oid, int]]
+    modified: set[str]
+
+
+class Spans:
+    """A blob cut as git's diffcore-delta cuts it: a chunk ends at a newline or
+    after 64 bytes; a CR before LF is not counted in a text file.
+
+    `chunks` counts bytes per chunk text. git counts them per 17-bit hash of the
+    chunk, so two different chunks now and then count as the same one; that can
+    only raise git's score, so a pair that falls just short of 50% on the exact
+    chunks is scored again on git's hashes (`hashed`, made on demand)."""
+
+    __slots__ = ("size", "chunks", "_hashed")
+
+    def __init__(self, data: bytes) -> None:
+        self.size = len(data)
+        if b"\0" not in data[:8000]:
+            data = data.replace(b"\r\n", b"\n")
+        if b"\r" in data:  # splitlines would also cut at a lone CR
+            pieces = data.split(b"\n")
+            last = pieces.pop()
+            lines = [line + b"\n" for line in pieces] + ([last] if last else [])
+        else:
+            lines = data.splitlines(keepends=True)
+        chunks: dict[bytes, int] = {}
+        for line, k in Counter(lines).items():
+            if len(line) <= 64:
+                chunks[line] = chunks.get(line, 0) + k * len(line)
+                continue
+            for i in range(0, len(line), 64):
+                chunk = line[i:i + 64]
+                chunks[chunk] = chunks.get(chunk, 0) + k * len(chunk)
+        self.chunks = chunks
+        self._hashed: dict[int, int] | None = None
+
+    def hashed(self, memo: dict[bytes, int]) -> dict[int, int]:
+        """{git's chunk hash: bytes}."""
+        if self._hashed is None:
+            out: dict[int, int] = {}
+            for chunk, n in self.chunks.items():
+                h = memo.get(chunk)
+                if h is None:
+                    h = memo[chunk] = _chunk_hash(chunk)
+                out[h] = out.get(h, 0) + n
+            self._hashed = out
+        return self._hashed
+
+
+def _copied(a: dict, b: dict) -> int:
+    return sum(min(a[k], b[k]) for k in a.keys() & b.keys())
+
+
+def git_similarity(a: Spans, b: Spans, memo: dict[bytes, int] | None = None) -> int:
+    """git's rename score of two blobs in percent (0-100): the bytes of `a` found
+    in `b` over the larger size; 0 when the sizes differ too much for 50% to be
+    reachable (git does not look further then either)."""
+    big, small = max(a.size, b.size), min(a.size, b.size)
     if big == 0 or 2 * (big - small) > big:
         return 0
-    if len(hb) < len(ha):
-        ha, hb = hb, ha
-    copied = sum(min(n, hb[h]) for h, n in ha.items() if h in hb)
+    copied = _copied(a.chunks, b.chunks)
+    if 2 * copied < big <= 2 * copied + big // 10:  # just short: git's hashes may reach 50%
+        memo = {} if memo is None else memo
+        copied = _copied(a.hashed(memo), b.hashed(memo))
     return copied * 100 // big
 
 
 class _Metric:
-    """A `git_diff_similarity_metric` whose signatures are git's span hashes.
+    """A `git_diff_similarity_metric` that scores as git does.
 
-    A signature handed to libgit2 is a cffi handle to a Python tuple; the tuples
-    are kept in `live` until libgit2 frees them (or the merge ends)."""
+    Two ways: for a merge on a known base the renames are found first, in Python,
+    exactly as git finds them (`GitMerger.renames`), and the metric only answers
+    100 for those pairs and 0 for the rest (libgit2 then skips every file outside
+    them without a call); for `merge_commits`, whose inner merges of several
+    merge bases are out of sight, each pair is scored by git's measure.
+
+    A signature handed to libgit2 is a cffi handle to a Python object, kept in
+    `live` until libgit2 frees it (or the merge ends)."""
 
     def __init__(self) -> None:
-        self.live: dict[Any, tuple[int, dict[int, int]]] = {}
-        self.cache: dict[bytes, tuple[int, dict[int, int]]] = {}
+        self.live: dict[Any, object] = {}
+        self.cache: dict[bytes, Spans] = {}
+        self.chunks: dict[bytes, int] = {}
+        self.pairs: set[tuple[str, str, bytes]] | None = None
+        """(source path, target path, target blob id) of the renames, when known."""
+        self.named: set[str] = set()
         self.struct = ffi.new("git_diff_similarity_metric *")
         self._callbacks = (
             ffi.callback("int(void **, const git_diff_file *, const char *, void *)", self._file_sig),
@@ -121,9 +173,16 @@ class _Metric:
         if file.mode not in _REGULAR or size == 0:
             return _GIT_EBUFS
         key = bytes(ffi.buffer(file.id.id, 20))
-        sig = self.cache.get(key)
-        if sig is None:
-            sig = self.cache[key] = span_hashes(ffi.buffer(buf, size)[:])
+        sig: object
+        if self.pairs is not None:
+            path = ffi.string(file.path).decode("utf-8", "surrogateescape")
+            if path not in self.named:
+                return _GIT_EBUFS
+            sig = (path, key)
+        else:
+            sig = self.cache.get(key)
+            if sig is None:
+                sig = self.cache[key] = Spans(ffi.buffer(buf, size)[:])
         handle = ffi.new_handle(sig)
         self.live[handle] = sig
         out[0] = handle
@@ -133,7 +192,11 @@ class _Metric:
         self.live.pop(sig, None)
 
     def _similarity(self, score, a, b, payload) -> int:
-        score[0] = git_similarity(ffi.from_handle(a), ffi.from_handle(b))
+        sa, sb = ffi.from_handle(a), ffi.from_handle(b)
+        if self.pairs is not None:
+            score[0] = 100 if (sa[0], sb[0], sb[1]) in self.pairs else 0
+        else:
+            score[0] = git_similarity(sa, sb, self.chunks)
         return 0
 
 
@@ -145,6 +208,8 @@ class GitMerger:
         self.repo = repo
         self.limit = rename_limit(repo)
         self.metric = _Metric()
+        self._renames: dict[tuple, dict[str, str]] = {}
+        self._changes: dict[tuple[pygit2.Oid, pygit2.Oid], Changes] = {}
 
     def options(self) -> Any:
         opts = ffi.new("git_merge_options *")
@@ -156,6 +221,137 @@ class GitMerger:
         opts.metric = self.metric.struct
         return opts
 
+    def signature(self, blob_id: pygit2.Oid) -> Spans:
+        key = blob_id.raw
+        sig = self.metric.cache.get(key)
+        if sig is None:
+            sig = self.metric.cache[key] = Spans(self.repo[blob_id].data)
+        return sig
+
+    def changes(self, old: pygit2.Tree, new: pygit2.Tree) -> Changes:
+        """The files added, deleted and modified from `old` to `new` (no renames)."""
+        key = (old.id, new.id)
+        found = self._changes.get(key)
+        if found is None:
+            found = Changes({}, {}, set())
+            for d in old.diff_to_tree(new).deltas:
+                if d.status == pygit2.enums.DeltaStatus.DELETED:
+                    found.deleted[d.old_file.path] = (d.old_file.id, d.old_file.mode)
+                elif d.status == pygit2.enums.DeltaStatus.ADDED:
+                    found.added[d.new_file.path] = (d.new_file.id, d.new_file.mode)
+                else:
+                    found.modified.add(d.new_file.path)
+            self._changes[key] = found
+        return found
+
+    def renames(self, old: pygit2.Tree, new: pygit2.Tree,
+                sources: frozenset[str] | None = None) -> dict[str, str]:
+        """{old path: new path} of the files renamed between two trees, found as
+        git finds them: identical content first, then the pairs that score at
+        least 50% by git's measure, best first, each file used once; no inexact
+        pairs when deleted x added files pass the rename limit squared. With
+        `sources`, only those old paths are scored (identical content is matched
+        for all)."""
+        key = (old.id, new.id, sources)
+        if key not in self._renames:
+            self._renames[key] = self._find_renames(old, new, sources)
+        return dict(self._renames[key])
+
+    def _find_renames(self, old: pygit2.Tree, new: pygit2.Tree,
+                      sources: frozenset[str] | None) -> dict[str, str]:
+        ch = self.changes(old, new)
+        deleted = {p: f for p, f in ch.deleted.items() if f[1] in _REGULAR and f[0] != _EMPTY_BLOB}
+        added = {p: f for p, f in ch.added.items() if f[1] in _REGULAR and f[0] != _EMPTY_BLOB}
+        out: dict[str, str] = {}
+        by_id: dict[pygit2.Oid, list[str]] = {}
+        for path, f in sorted(deleted.items()):
+            by_id.setdefault(f[0], []).append(path)
+        for path, f in sorted(added.items()):
+            found = by_id.get(f[0])
+            if found:
+                out[found.pop(0)] = path
+        left_old = [p for p in deleted if p not in out and (sources is None or p in sources)]
+        taken = set(out.values())
+        left_new = [p for p in added if p not in taken]
+        # git's first guess: a file whose name is unique on both sides moved
+        # with it, if at least 75% alike
+        names_old: dict[str, list[str]] = {}
+        names_new: dict[str, list[str]] = {}
+        for p in left_old:
+            names_old.setdefault(p.rpartition("/")[2], []).append(p)
+        for p in left_new:
+            names_new.setdefault(p.rpartition("/")[2], []).append(p)
+        guesses: dict[str, str] = {}  # old dir -> new dir, from the renames found so far
+        for src, dst in out.items():
+            guesses.setdefault(src.rpartition("/")[0], dst.rpartition("/")[0])
+
+        def alike(src: str, dst: str) -> bool:
+            return git_similarity(self.signature(deleted[src][0]), self.signature(added[dst][0]),
+                                  self.metric.chunks) >= BASENAME_THRESHOLD
+
+        for name, olds in names_old.items():
+            news = names_new.get(name, [])
+            if len(olds) == 1 and len(news) == 1 and alike(olds[0], news[0]):
+                out[olds[0]] = news[0]
+                guesses.setdefault(olds[0].rpartition("/")[0], news[0].rpartition("/")[0])
+        taken = set(out.values())
+        # then, as git does, a file whose name is not unique is looked for where
+        # the other files of its directory went
+        for src in left_old:
+            folder, _, name = src.rpartition("/")
+            if src in out or folder not in guesses:
+                continue
+            dst = f"{guesses[folder]}/{name}" if guesses[folder] else name
+            if dst in added and dst not in taken and dst in left_new and alike(src, dst):
+                out[src] = dst
+                taken.add(dst)
+        left_old = [p for p in left_old if p not in out]
+        left_new = [p for p in left_new if p not in taken]
+        if not left_old or not left_new or len(left_old) * len(left_new) > self.limit ** 2:
+            return out
+        scored = []
+        for o in left_old:
+            so = self.signature(deleted[o][0])
+            for n in left_new:
+                score = git_similarity(so, self.signature(added[n][0]), self.metric.chunks)
+                if score >= RENAME_THRESHOLD:
+                    scored.append((-score, n, o))
+        used_new: set[str] = set()
+        for _, n, o in sorted(scored):
+            if o not in out and n not in used_new:
+                out[o] = n
+                used_new.add(n)
+        return out
+
+    def merge_renames(self, base: pygit2.Tree, ours: pygit2.Tree,
+                      theirs: pygit2.Tree) -> tuple[dict[str, str], dict[str, str]]:
+        """The renames of each side that matter to a merge, as git's ort finds
+        them: only files the other side changed or deleted are looked for (for a
+        file the other side left alone, rename or delete come out the same)."""
+        o, t = self.changes(base, ours), self.changes(base, theirs)
+        rel_o = frozenset(p for p in o.deleted if p in t.deleted or p in t.modified)
+        rel_t = frozenset(p for p in t.deleted if p in o.deleted or p in o.modified)
+        return self.renames(base, ours, rel_o), self.renames(base, theirs, rel_t)
+
+    def alike_base(self, base: pygit2.Tree, ours: pygit2.Tree, theirs: pygit2.Tree) -> pygit2.Tree | None:
+        """`base` with the files both sides renamed to the same new name moved
+        there, or None when there are none.
+
+        libgit2 will not merge the contents of a file both sides renamed alike
+        (it reports a conflict); git merges them at the new name. Merging on this
+        base gives git's answer: each such file is then a plain three-way merge."""
+        r_ours, r_theirs = self.merge_renames(base, ours, theirs)
+        alike = {src: dst for src, dst in r_ours.items() if r_theirs.get(src) == dst}
+        if not alike:
+            return None
+        index = pygit2.Index()
+        index.read_tree(base)
+        for src, dst in alike.items():
+            entry = base[src]
+            index.remove(src)
+            index.add(pygit2.IndexEntry(dst, entry.id, entry.filemode))
+        return self.repo[index.write_tree(self.repo)]
+
     def merge_trees(self, base: pygit2.Tree, ours: pygit2.Tree, theirs: pygit2.Tree) -> Index:
         """The merge of two trees on `base`, as an index (conflicts as stages)."""
         out = ffi.new("git_index **")
@@ -163,17 +359,27 @@ class GitMerger:
         for ptr, tree in zip(trees, (base, ours, theirs)):
             ffi.buffer(ptr)[:] = tree._pointer[:]
         opts = self.options()
+        r_ours, r_theirs = self.merge_renames(base, ours, theirs)
+        pairs = set()
+        for rmap, side in ((r_ours, ours), (r_theirs, theirs)):
+            added = self.changes(base, side).added
+            pairs.update((src, dst, added[dst][0].raw) for src, dst in rmap.items())
+        self.metric.pairs = pairs
+        self.metric.named = {p for pair in pairs for p in pair[:2]}
         try:
             err = C.git_merge_trees(out, self.repo._repo, trees[0][0], trees[1][0], trees[2][0], opts)
         finally:
             self.metric.live.clear()
+            self.metric.pairs = None
         pygit2.errors.check_error(err)
         return Index.from_c(self.repo, out)
 
-    def merge_commits(self, ours: pygit2.Commit, theirs: pygit2.Commit) -> Index:
+    def merge_commits(self, ours: pygit2.Commit | str, theirs: pygit2.Commit | str) -> Index:
         """The merge of two commits on their merge bases (a virtual base built
         from several, as git's recursive merge does). Raises pygit2.GitError when
         they have none."""
+        ours, theirs = (c if isinstance(c, pygit2.Commit) else self.repo[c].peel(pygit2.Commit)
+                        for c in (ours, theirs))
         out = ffi.new("git_index **")
         commits = [ffi.new("git_commit **") for _ in range(2)]
         for ptr, commit in zip(commits, (ours, theirs)):
@@ -183,5 +389,6 @@ class GitMerger:
             err = C.git_merge_commits(out, self.repo._repo, commits[0][0], commits[1][0], opts)
         finally:
             self.metric.live.clear()
+            self.metric.pairs = None
         pygit2.errors.check_error(err)
         return Index.from_c(self.repo, out)

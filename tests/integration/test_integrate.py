@@ -242,9 +242,9 @@ KIND_CASES = {
     "add/add": ({"new.txt": "one\n"}, {"new.txt": "two\n"}, "new.txt", ""),
     "modify/delete": ({"a.txt": TEN.replace("line 5", "five")}, {"a.txt": None}, "a.txt", ""),
     "rename": ({"a.txt": None, "b.txt": TEN}, {"a.txt": None, "c.txt": TEN}, "a.txt", "rename/rename (1to2)"),
-    "rename/delete": ({"a.txt": None, "b.txt": TEN}, {"a.txt": None}, "a.txt", "rename/delete"),
+    "rename/delete": ({"a.txt": None, "b.txt": TEN}, {"a.txt": None}, "b.txt", "rename/delete"),
     "rename/modify": ({"a.txt": None, "b.txt": TEN.replace("line 2", "ours 2")},
-                      {"a.txt": TEN.replace("line 2", "theirs 2")}, "a.txt", "rename/modify"),
+                      {"a.txt": TEN.replace("line 2", "theirs 2")}, "b.txt", "rename/modify"),
     "binary": ({"img.bin": b"\0ours\n"}, {"img.bin": b"\0theirs\n"}, "img.bin", ""),
 }
 

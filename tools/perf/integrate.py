@@ -180,6 +180,7 @@ def agreement(path: Path, limit: int | None = None, newest: bool = False, show: 
     disagreements: list[str] = []
     fold_s: list[float] = []
     git_s: list[float] = []
+    slow: list[tuple[float, float, str]] = []
     for merge, ours, theirs in merges:
         t0 = time.perf_counter()
         g = git_merge_tree(path, ours, theirs)
@@ -188,6 +189,7 @@ def agreement(path: Path, limit: int | None = None, newest: bool = False, show: 
         t2 = time.perf_counter()
         git_s.append(t1 - t0)
         fold_s.append(t2 - t1)
+        slow.append((t2 - t1, t1 - t0, merge))
         if g[0] == h[0] == "clean":
             key = "same tree" if g[1] == h[1] else "both clean, different tree"
         elif g[0] == h[0] == "conflict":
@@ -209,7 +211,8 @@ def agreement(path: Path, limit: int | None = None, newest: bool = False, show: 
     med = lambda xs: sorted(xs)[len(xs) // 2] if xs else 0.0  # noqa: E731
     result = {"merges": n, "counts": counts, "disagreements": disagreements,
               "fold_median_ms": 1000 * med(fold_s), "git_median_ms": 1000 * med(git_s),
-              "fold_max_ms": 1000 * max(fold_s, default=0), "git_max_ms": 1000 * max(git_s, default=0)}
+              "fold_max_ms": 1000 * max(fold_s, default=0), "git_max_ms": 1000 * max(git_s, default=0),
+              "slowest": sorted(slow, reverse=True)[:5]}
     if show:
         print(f"{n} two-parent merges of {path}")
         for k, v in counts.items():
@@ -217,6 +220,8 @@ def agreement(path: Path, limit: int | None = None, newest: bool = False, show: 
         print(f"  time per merge: fold median {result['fold_median_ms']:.1f} ms (max "
               f"{result['fold_max_ms']:.0f}), git merge-tree median {result['git_median_ms']:.1f} ms "
               f"(max {result['git_max_ms']:.0f}, with its process start)")
+        print("  slowest folds: " + ", ".join(f"{m[:10]} {1000 * f:.0f} ms (git {1000 * g:.0f})"
+                                             for f, g, m in result["slowest"]))
     return result
 
 
