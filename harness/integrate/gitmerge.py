@@ -9,25 +9,30 @@ there make libgit2 answer differently from `git merge` on real history:
   it has: with it the interleaved changelog merges agree with git's.
 - rename limit: libgit2 gives up on inexact renames above 1,000 changed paths,
   git above 7,000 (`merge.renameLimit`, else `diff.renameLimit`, else 7,000).
-- rename similarity: libgit2 scores pairs with its own line-hash sampling, lower
-  than git's for a rename with edits, so a rename git sees becomes modify/delete.
-  Here the score is git's (diffcore-delta: bytes of the source found again in the
-  target, in chunks of a line or 64 bytes, over the larger size), with git's 50%.
+- renames: libgit2 scores pairs with its own line-hash sampling, lower than git's
+  for a rename with edits, so a rename git sees becomes modify/delete; and it
+  will not merge the contents of a file both sides renamed alike.
 
-So these functions fill `git_merge_options` themselves (through pygit2's own cffi
-handle, the one its methods use) and pass a similarity metric computed as git
-does. What libgit2 cannot do at all (directory rename detection) is reported by
-conflict_record.py, never papered over here.
+So `GitMerger` fills `git_merge_options` itself, through pygit2's own cffi handle
+(the one its methods use; pygit2 exposes no `rename_threshold`, `target_limit`
+or `metric`, and libgit2 reads `merge.renameLimit` only from the repository's
+config, which the harness does not write). Renames are found in Python as git's
+ort finds them (identical content, then a unique basename at 75%, then the rest
+at 50%, scored as git scores: similarity.py; only for files the other side
+changed) and handed to libgit2 as a similarity metric that answers 100 for those
+pairs. What libgit2 cannot do at all (directory rename detection) is found and
+reported by dirrename.py, never papered over here.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any, NamedTuple
 
 import pygit2
 from pygit2 import Index
 from pygit2.ffi import C, ffi
+
+from .similarity import Spans, git_similarity
 
 RENAME_THRESHOLD = 50
 """git's default rename similarity (`-M50%`)."""
@@ -38,11 +43,15 @@ GIT_RENAME_LIMIT = 7000
 FILE_FLAGS = pygit2.enums.MergeFileFlag.DIFF_PATIENCE
 FLAGS = pygit2.enums.MergeFlag.FIND_RENAMES
 
-_HASHBASE = 107927
 _GIT_EBUFS = -6
 _REGULAR = (0o100644, 0o100755)
-_MASK = 0xFFFFFFFF
 _EMPTY_BLOB = pygit2.Oid(hex="e69de29bb2d1d6434b8b29ae775ad8c2e48c5391")
+
+
+class Changes(NamedTuple):
+    added: dict[str, tuple[pygit2.Oid, int]]
+    deleted: dict[str, tuple[pygit2.Oid, int]]
+    modified: set[str]
 
 
 def rename_limit(repo: pygit2.Repository) -> int:
@@ -57,84 +66,6 @@ def rename_limit(repo: pygit2.Repository) -> int:
         if value > 0:
             return value
     return GIT_RENAME_LIMIT
-
-
-def _chunk_hash(chunk: bytes) -> int:
-    a1 = a2 = 0
-    for c in chunk:
-        old = a1
-        a1 = (((a1 << 7) ^ (a2 >> 25)) + c) & _MASK
-        a2 = ((a2 << 7) ^ (old >> 25)) & _MASK
-    return ((a1 + a2 * 9) & _MASK) % _HASHBASE
-
-
-class Changes(NamedTuple):
-    added: dict[str, tuple[pygit2.Oid, int]]
-    deleted: dict[str, tuple[pygit2.Oid, int]]
-    modified: set[str]
-
-
-class Spans:
-    """A blob cut as git's diffcore-delta cuts it: a chunk ends at a newline or
-    after 64 bytes; a CR before LF is not counted in a text file.
-
-    `chunks` counts bytes per chunk text. git counts them per 17-bit hash of the
-    chunk, so two different chunks now and then count as the same one; that can
-    only raise git's score, so a pair that falls just short of 50% on the exact
-    chunks is scored again on git's hashes (`hashed`, made on demand)."""
-
-    __slots__ = ("size", "chunks", "_hashed")
-
-    def __init__(self, data: bytes) -> None:
-        self.size = len(data)
-        if b"\0" not in data[:8000]:
-            data = data.replace(b"\r\n", b"\n")
-        if b"\r" in data:  # splitlines would also cut at a lone CR
-            pieces = data.split(b"\n")
-            last = pieces.pop()
-            lines = [line + b"\n" for line in pieces] + ([last] if last else [])
-        else:
-            lines = data.splitlines(keepends=True)
-        chunks: dict[bytes, int] = {}
-        for line, k in Counter(lines).items():
-            if len(line) <= 64:
-                chunks[line] = chunks.get(line, 0) + k * len(line)
-                continue
-            for i in range(0, len(line), 64):
-                chunk = line[i:i + 64]
-                chunks[chunk] = chunks.get(chunk, 0) + k * len(chunk)
-        self.chunks = chunks
-        self._hashed: dict[int, int] | None = None
-
-    def hashed(self, memo: dict[bytes, int]) -> dict[int, int]:
-        """{git's chunk hash: bytes}."""
-        if self._hashed is None:
-            out: dict[int, int] = {}
-            for chunk, n in self.chunks.items():
-                h = memo.get(chunk)
-                if h is None:
-                    h = memo[chunk] = _chunk_hash(chunk)
-                out[h] = out.get(h, 0) + n
-            self._hashed = out
-        return self._hashed
-
-
-def _copied(a: dict, b: dict) -> int:
-    return sum(min(a[k], b[k]) for k in a.keys() & b.keys())
-
-
-def git_similarity(a: Spans, b: Spans, memo: dict[bytes, int] | None = None) -> int:
-    """git's rename score of two blobs in percent (0-100): the bytes of `a` found
-    in `b` over the larger size; 0 when the sizes differ too much for 50% to be
-    reachable (git does not look further then either)."""
-    big, small = max(a.size, b.size), min(a.size, b.size)
-    if big == 0 or 2 * (big - small) > big:
-        return 0
-    copied = _copied(a.chunks, b.chunks)
-    if 2 * copied < big <= 2 * copied + big // 10:  # just short: git's hashes may reach 50%
-        memo = {} if memo is None else memo
-        copied = _copied(a.hashed(memo), b.hashed(memo))
-    return copied * 100 // big
 
 
 class _Metric:

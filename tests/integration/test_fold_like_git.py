@@ -12,7 +12,8 @@ import pytest
 
 from gitutil import git
 from harness.integrate.fold import fold
-from harness.integrate.gitmerge import GIT_RENAME_LIMIT, GitMerger, Spans, git_similarity, rename_limit
+from harness.integrate.gitmerge import GIT_RENAME_LIMIT, GitMerger, rename_limit
+from harness.integrate.similarity import Spans, git_similarity
 
 SIG = pygit2.Signature("t", "t@example.com", 1_700_000_000, 0)
 BLOB = pygit2.enums.FileMode.BLOB

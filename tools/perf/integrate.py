@@ -138,7 +138,49 @@ def bench_integrate(ns=(10, 100, 300), n_files: int = 400, conflict_rate: float 
                   f"{len(result.unresolved):>7}/{git_conflicts:<6}")
         print(f"ratio = git time / harness time (harness: median of {repeats}); "
               f"{planted} of {max(ns)} branches were made to conflict")
+    rows.append(bench_long_branch())
     return rows
+
+
+def bench_long_branch(n: int = 3000, repeats: int = 5) -> dict:
+    """One merge of a head `n` commits ahead of its base onto a base that moved
+    `n` commits too: the fold (median of `repeats`) vs `git merge-tree
+    --write-tree` on the same commits, process start included."""
+    with tempfile.TemporaryDirectory(prefix="harness-perf-long-") as tmp:
+        path = Path(tmp) / "repo"
+        subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
+        repo = pygit2.Repository(str(path))
+        sig = pygit2.Signature("perf", "perf@localhost", 1_700_000_000, 0)
+        tb = repo.TreeBuilder()
+        tb.insert("README", repo.create_blob(b"r\n"), pygit2.enums.FileMode.BLOB)
+        base = repo.create_commit(None, sig, sig, "base", tb.write(), [])
+        tips = []
+        for name in ("branch.txt", "main.txt"):
+            head, text = base, ""
+            for i in range(n):
+                text += f"{name} {i}\n"
+                tb = repo.TreeBuilder(repo[head].tree)
+                tb.insert(name, repo.create_blob(text.encode()), pygit2.enums.FileMode.BLOB)
+                head = repo.create_commit(None, sig, sig, f"{name} {i}", tb.write(), [head])
+            tips.append(str(head))
+        branch, main = tips
+        fold_s, git_s = [], []
+        for rep in range(repeats):
+            t0 = time.perf_counter()
+            step = fold(pygit2.Repository(str(path)), main, [("long", branch)], run_id=f"long{rep}").steps[0]
+            t1 = time.perf_counter()
+            subprocess.run(["git", "-C", str(path), "merge-tree", "--write-tree", main, branch],
+                           check=True, capture_output=True)
+            t2 = time.perf_counter()
+            fold_s.append(t1 - t0)
+            git_s.append(t2 - t1)
+    med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+    row = {"n": n, "fold_ms": 1000 * med(fold_s), "git_ms": 1000 * med(git_s), "outcome": step.outcome}
+    row["ratio"] = row["git_ms"] / row["fold_ms"]
+    print(f"one merge of a branch {n} commits ahead onto a base {n} commits on: fold {row['fold_ms']:.1f} ms, "
+          f"git merge-tree {row['git_ms']:.1f} ms (with its process start), ratio {row['ratio']:.2f}x "
+          f"(git time / fold time; median of {repeats})")
+    return row
 
 
 def git_merge_tree(path: Path, ours: str, theirs: str) -> tuple[str, str | None, set[str]]:
