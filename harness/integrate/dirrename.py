@@ -82,34 +82,60 @@ def directory_renames(renames: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def _gone(base: pygit2.Tree, renamer: pygit2.Tree, path: str) -> list[str]:
+    """The directories above `path`, deepest first, that the base has and the
+    renaming side no longer has."""
+    gone, parent = [], _parent(path)
+    while parent:
+        if _is_dir(base, parent) and not _is_dir(renamer, parent):
+            gone.append(parent)
+        parent = _parent(parent)
+    return gone
+
+
 def missed_moves(merger: GitMerger, base: pygit2.Tree, ours: pygit2.Tree,
                  theirs: pygit2.Tree) -> list[MissedMove]:
     """The files git's merge would move into a renamed directory (and report as a
-    file location conflict), which libgit2's merge leaves where they were."""
+    file location conflict), which libgit2's merge leaves where they were.
+
+    Only `theirs` (in a fold, the agent's head) is diffed whole: the files ours
+    added are looked for only inside the directories theirs removed."""
     found: list[MissedMove] = []
-    for renamer_name, renamer, adder_name, adder in (("ours", ours, "theirs", theirs),
-                                                      ("theirs", theirs, "ours", ours)):
-        candidates: list[tuple[str, pygit2.Oid, list[str]]] = []
-        for path, (blob, _) in merger.changes(base, adder).added.items():
-            gone, parent = [], _parent(path)
-            while parent:
-                if _is_dir(base, parent) and not _is_dir(renamer, parent):
-                    gone.append(parent)
-                parent = _parent(parent)
-            if gone:
-                candidates.append((path, blob, gone))
-        if not candidates:
+    t = merger.changes(base, theirs)
+    # theirs added files in directories ours removed
+    candidates = [(p, blob, g) for p, (blob, _) in t.added.items() if (g := _gone(base, ours, p))]
+    found += _moves(merger, base, ours, "ours", "theirs", candidates)
+    # ours added files in directories theirs removed
+    removed = {g for p in t.deleted for g in _gone(base, theirs, p)}
+    candidates = []
+    seen: set[str] = set()
+    for d in sorted(removed):
+        if not _is_dir(ours, d):
             continue
-        roots = tuple(sorted({g[-1] + "/" for _, _, g in candidates}))
-        sources = frozenset(p for p in merger.changes(base, renamer).deleted if p.startswith(roots))
-        dirs = directory_renames(merger.renames(base, renamer, sources))
-        for path, blob, gone in candidates:
-            old_dir = next((g for g in gone if g in dirs), None)
-            if old_dir is None:
-                continue
-            new_dir = dirs[old_dir]
-            rest = path[len(old_dir) + 1:]
-            new_path = f"{new_dir}/{rest}" if new_dir else rest
-            found.append(MissedMove(path=path, new_path=new_path, old_dir=old_dir, new_dir=new_dir,
-                                    renamer=renamer_name, adder=adder_name, blob=blob))
+        for delta in base[d].diff_to_tree(ours[d]).deltas:
+            path = f"{d}/{delta.new_file.path}"
+            if delta.status == pygit2.enums.DeltaStatus.ADDED and path not in seen:
+                seen.add(path)
+                candidates.append((path, delta.new_file.id, _gone(base, theirs, path)))
+    found += _moves(merger, base, theirs, "theirs", "ours", candidates)
     return found
+
+
+def _moves(merger: GitMerger, base: pygit2.Tree, renamer: pygit2.Tree, renamer_name: str,
+           adder_name: str, candidates: list[tuple[str, pygit2.Oid, list[str]]]) -> list[MissedMove]:
+    if not candidates:
+        return []
+    roots = tuple(sorted({g[-1] + "/" for _, _, g in candidates}))
+    sources = frozenset(p for p in merger.changes(base, renamer).deleted if p.startswith(roots))
+    dirs = directory_renames(merger.renames(base, renamer, sources))
+    out = []
+    for path, blob, gone in candidates:
+        old_dir = next((g for g in gone if g in dirs), None)
+        if old_dir is None:
+            continue
+        new_dir = dirs[old_dir]
+        rest = path[len(old_dir) + 1:]
+        new_path = f"{new_dir}/{rest}" if new_dir else rest
+        out.append(MissedMove(path=path, new_path=new_path, old_dir=old_dir, new_dir=new_dir,
+                              renamer=renamer_name, adder=adder_name, blob=blob))
+    return out

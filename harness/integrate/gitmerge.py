@@ -54,6 +54,15 @@ class Changes(NamedTuple):
     modified: set[str]
 
 
+def entry(tree: pygit2.Tree, path: str) -> tuple[pygit2.Oid, int] | None:
+    """(id, mode) of what `tree` holds at `path`, or None."""
+    try:
+        obj = tree[path]
+    except KeyError:
+        return None
+    return obj.id, obj.filemode
+
+
 def rename_limit(repo: pygit2.Repository) -> int:
     """The rename limit git would use in `repo`: `merge.renameLimit`, else
     `diff.renameLimit`, else 7,000."""
@@ -258,11 +267,16 @@ class GitMerger:
                       theirs: pygit2.Tree) -> tuple[dict[str, str], dict[str, str]]:
         """The renames of each side that matter to a merge, as git's ort finds
         them: only files the other side changed or deleted are looked for (for a
-        file the other side left alone, rename or delete come out the same)."""
-        o, t = self.changes(base, ours), self.changes(base, theirs)
-        rel_o = frozenset(p for p in o.deleted if p in t.deleted or p in t.modified)
-        rel_t = frozenset(p for p in t.deleted if p in o.deleted or p in o.modified)
-        return self.renames(base, ours, rel_o), self.renames(base, theirs, rel_t)
+        file the other side left alone, rename or delete come out the same).
+
+        Only `theirs` (in a fold, the agent's head) is diffed against the base;
+        `ours` (the integration, whose changes grow with every fold) is looked up
+        path by path, and diffed only when one of its renames matters."""
+        t = self.changes(base, theirs)
+        rel_o = frozenset(p for p in (*t.deleted, *t.modified) if entry(ours, p) is None)
+        rel_t = frozenset(p for p in t.deleted if entry(ours, p) != entry(base, p))
+        return (self.renames(base, ours, rel_o) if rel_o else {},
+                self.renames(base, theirs, rel_t) if rel_t else {})
 
     def alike_base(self, base: pygit2.Tree, ours: pygit2.Tree, theirs: pygit2.Tree) -> pygit2.Tree | None:
         """`base` with the files both sides renamed to the same new name moved
