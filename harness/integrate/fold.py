@@ -157,7 +157,8 @@ class _Folder:
         self.steps.append(step)
         what = {"folded": f"folded as {(step.merge_commit or '')[:10]}",
                 "empty": "empty (no commit of its own)",
-                "conflicted": "conflict in " + ", ".join(p.path for p in step.conflict.paths[:3])
+                "conflicted": ("conflict in " + ", ".join(p.path for p in step.conflict.paths[:3])
+                               if step.conflict.paths else step.conflict.detail)
                 if step.conflict else "conflicted",
                 "retried": "conflict, retrying on the integration head",
                 "skipped": "skipped"}.get(step.outcome, step.outcome)

@@ -375,3 +375,15 @@ def test_merger_handles_several_merge_bases_as_git(tmp_path):
     assert len(git(path, "merge-base", "--all", x2, y2).split()) == 2
     assert_like_git(path, repo, x2, y2)
     assert GitMerger(repo).merge_commits(x2, y2).conflicts is None
+
+
+def test_unrelated_head_is_one_clear_progress_line(tmp_path):
+    path = tmp_path / "r"
+    repo = new_repo(path)
+    ours = commit(repo, [], {"a.txt": "a\n"})
+    theirs = commit(repo, [], {"b.txt": "b\n"})
+    lines: list[str] = []
+    result = fold(repo, ours, [("stray", theirs)], progress=lines.append)
+    assert result.unresolved[0].unrelated
+    assert lines == [f"[1/1] stray: refusing to merge unrelated histories: {theirs[:10]} shares no "
+                     f"commit with the integration {ours[:10]}"]
