@@ -44,6 +44,7 @@ FILE_FLAGS = pygit2.enums.MergeFileFlag.DIFF_PATIENCE
 FLAGS = pygit2.enums.MergeFlag.FIND_RENAMES
 
 _GIT_EBUFS = -6
+_NO_LIMIT = 2**31 - 1
 _REGULAR = (0o100644, 0o100755)
 _EMPTY_BLOB = pygit2.Oid(hex="e69de29bb2d1d6434b8b29ae775ad8c2e48c5391")
 
@@ -98,10 +99,12 @@ class _Metric:
         self.named: set[str] = set()
         self.struct = ffi.new("git_diff_similarity_metric *")
         self._callbacks = (
-            ffi.callback("int(void **, const git_diff_file *, const char *, void *)", self._file_sig),
-            ffi.callback("int(void **, const git_diff_file *, const char *, size_t, void *)", self._buf_sig),
+            ffi.callback("int(void **, const git_diff_file *, const char *, void *)", self._file_sig,
+                         error=_GIT_EBUFS),
+            ffi.callback("int(void **, const git_diff_file *, const char *, size_t, void *)", self._buf_sig,
+                         error=_GIT_EBUFS),
             ffi.callback("void(void *, void *)", self._free_sig),
-            ffi.callback("int(int *, void *, void *, void *)", self._similarity),
+            ffi.callback("int(int *, void *, void *, void *)", self._similarity, error=0),
         )
         (self.struct.file_signature, self.struct.buffer_signature,
          self.struct.free_signature, self.struct.similarity) = self._callbacks
@@ -151,13 +154,16 @@ class GitMerger:
         self._renames: dict[tuple, dict[str, str]] = {}
         self._changes: dict[tuple[pygit2.Oid, pygit2.Oid], Changes] = {}
 
-    def options(self) -> Any:
+    def options(self, renames_known: bool = False) -> Any:
+        """git_merge_options for a merge. When the renames were found beforehand
+        (git's limit applied there, to the files that matter), libgit2's own
+        limit, which counts every changed path, must not switch them off."""
         opts = ffi.new("git_merge_options *")
         pygit2.errors.check_error(C.git_merge_options_init(opts, C.GIT_MERGE_OPTIONS_VERSION))
         opts.flags = int(FLAGS)
         opts.file_flags = int(FILE_FLAGS)
         opts.rename_threshold = RENAME_THRESHOLD
-        opts.target_limit = self.limit
+        opts.target_limit = _NO_LIMIT if renames_known else self.limit
         opts.metric = self.metric.struct
         return opts
 
@@ -303,12 +309,13 @@ class GitMerger:
         trees = [ffi.new("git_tree **") for _ in range(3)]
         for ptr, tree in zip(trees, (base, ours, theirs)):
             ffi.buffer(ptr)[:] = tree._pointer[:]
-        opts = self.options()
+        opts = self.options(renames_known=True)
         r_ours, r_theirs = self.merge_renames(base, ours, theirs)
         pairs = set()
         for rmap, side in ((r_ours, ours), (r_theirs, theirs)):
-            added = self.changes(base, side).added
-            pairs.update((src, dst, added[dst][0].raw) for src, dst in rmap.items())
+            if rmap:
+                added = self.changes(base, side).added
+                pairs.update((src, dst, added[dst][0].raw) for src, dst in rmap.items())
         self.metric.pairs = pairs
         self.metric.named = {p for pair in pairs for p in pair[:2]}
         try:

@@ -203,7 +203,13 @@ def fold_answer(repo: pygit2.Repository, ours: str, theirs: str) -> tuple[str, s
         return "clean", step.tree, set()
     if step.conflict is None or step.conflict.unrelated:
         return "refused", None, set()
-    return "conflict", None, {p.path for p in step.conflict.paths}
+    paths = set()
+    for p in step.conflict.paths:
+        paths.add(p.path)
+        sides = {p.ours_path, p.theirs_path}
+        if p.kind == "rename" and None not in sides and len(sides) == 2 and p.ancestor_path not in sides:
+            paths |= {p.ours_path, p.theirs_path}  # rename/rename (1to2): git lists all three
+    return "conflict", None, paths
 
 
 def agreement(path: Path, limit: int | None = None, newest: bool = False, show: bool = True) -> dict:
