@@ -150,7 +150,8 @@ class _Folder:
         known = {p.path for p in record.paths}
         paths = record.paths + [m.conflict() for m in pending.missed if m.new_path not in known]
         return record.model_copy(update={
-            "paths": paths, "not_attempted": [NOT_ATTEMPTED],
+            "paths": paths,
+            "not_attempted": [f"{NOT_ATTEMPTED}: {m.path} -> {m.new_path}" for m in pending.missed],
             "detail": f"{len(paths)} conflicting path(s): " + ", ".join(p.path for p in paths[:10])})
 
     def add(self, step: MergeStep, n: int, total: int) -> None:
