@@ -143,6 +143,12 @@ class ConflictRecord(Model):
     """Tasks whose work the conflict is with, where known."""
     failing_tests: list[str] = []
     detail: str = ""
+    unrelated: bool = False
+    """The two histories share no commit: refused before merging, as git refuses."""
+    not_attempted: list[str] = []
+    """What git's own merge would have done here that this merge cannot (directory
+    rename detection), each with the paths it concerns; such a merge is reported
+    as a conflict instead of a tree that silently differs from git's."""
 
 
 class TaskSpec(Model):

@@ -14,18 +14,19 @@ from typing import Iterable, Mapping
 import pygit2
 
 from ..records import ConflictRecord, PathConflict
+from .gitmerge import GitMerger
 from .hunks import conflict_hunks, is_binary
 
 Entry = pygit2.IndexEntry | None
 Triple = tuple[Entry, Entry, Entry]
 
 
-def renames(repo: pygit2.Repository, old_tree: pygit2.Tree, new_tree: pygit2.Tree) -> dict[str, str]:
-    """{old path: new path} of the files renamed between two trees."""
-    diff = old_tree.diff_to_tree(new_tree)
-    diff.find_similar()
-    return {d.old_file.path: d.new_file.path for d in diff.deltas
-            if d.status == pygit2.enums.DeltaStatus.RENAMED}
+def renames(repo: pygit2.Repository, old_tree: pygit2.Tree, new_tree: pygit2.Tree,
+            merger: GitMerger | None = None, sources: frozenset[str] | None = None) -> dict[str, str]:
+    """{old path: new path} of the files renamed between two trees, as git's
+    merge finds them (the same similarity the merge itself used); with
+    `sources`, only renames from those paths (and identical-content ones)."""
+    return (merger or GitMerger(repo)).renames(old_tree, new_tree, sources)
 
 
 def _path(t: Triple) -> str:
@@ -54,11 +55,13 @@ def _group(triples: list[Triple], links: dict[str, set[str]]) -> list[list[Tripl
 
 
 def classify(repo: pygit2.Repository, triples: Iterable[Triple], base: pygit2.Tree | None,
-             ours: pygit2.Tree, theirs: pygit2.Tree) -> list[PathConflict]:
+             ours: pygit2.Tree, theirs: pygit2.Tree, merger: GitMerger | None = None) -> list[PathConflict]:
     """One PathConflict per conflicting file (a rename counts as one file)."""
     triples = list(triples)
-    r_ours = renames(repo, base, ours) if base is not None else {}
-    r_theirs = renames(repo, base, theirs) if base is not None else {}
+    merger = merger or GitMerger(repo)
+    paths = frozenset(e.path for t in triples for e in t if e is not None)
+    r_ours = renames(repo, base, ours, merger, paths) if base is not None else {}
+    r_theirs = renames(repo, base, theirs, merger, paths) if base is not None else {}
     links: dict[str, set[str]] = {}
     for rmap in (r_ours, r_theirs):
         for src, dst in rmap.items():
@@ -115,21 +118,26 @@ def _rename(repo: pygit2.Repository, group: list[Triple], r_ours: dict[str, str]
     a = next((e for e in anc if e.path == src), None)
     targets_o = {d: s for s, d in r_ours.items()}
     targets_t = {d: s for s, d in r_theirs.items()}
-    path = src
-    if src in r_ours and src in r_theirs:
+    path, kind = src, "rename"
+    if src in r_ours and src in r_theirs and o_path == t_path:
+        # renamed alike on both sides: no rename conflict; git merges the contents
+        # at the new name and reports a content conflict there
+        detail = f"content conflict in {o_path}, renamed from {src} on both sides"
+        path, kind = o_path, "content"
+    elif src in r_ours and src in r_theirs:
         detail = f"rename/rename (1to2): {src} -> {o_path} (ours), {t_path} (theirs)"
     elif src and (src in r_ours or src in r_theirs):
+        # git (and `git status`) names a one-sided rename conflict by its new path
         side, other = ("ours", "theirs") if src in r_ours else ("theirs", "ours")
         dst = o_path if side == "ours" else t_path
+        path = dst
         other_side = theirs if side == "ours" else ours
         other_src = (targets_t if side == "ours" else targets_o).get(dst)
         at_dst = other_side.get(dst)
         if other_src is not None:
             detail = f"rename/rename (2to1): {src} (by {side}) and {other_src} (by {other}) -> {dst}"
-            path = dst
         elif at_dst is not None:
             detail = f"rename/add: {src} -> {dst} by {side}, {dst} added by {other}"
-            path = dst
         elif other_side.get(src) is None:
             detail = f"rename/delete: {src} -> {dst} by {side}, deleted by {other}"
         else:
@@ -143,7 +151,7 @@ def _rename(repo: pygit2.Repository, group: list[Triple], r_ours: dict[str, str]
         paths = sorted({_path(t) for t in group})
         detail = "rename conflict involving " + ", ".join(paths)
     path = path or (o.path if o else th.path if th else _path(group[0]))
-    pc = PathConflict(path=path, kind="rename", detail=detail, ancestor_id=_id(a), ours_id=_id(o),
+    pc = PathConflict(path=path, kind=kind, detail=detail, ancestor_id=_id(a), ours_id=_id(o),
                       theirs_id=_id(th), ancestor_path=src, ours_path=o.path if o else None,
                       theirs_path=th.path if th else None)
     return _with_text(repo, pc, a, o, th)
@@ -166,19 +174,22 @@ def _with_text(repo: pygit2.Repository, pc: PathConflict, a: Entry, o: Entry, th
 
 def conflict_record(repo: pygit2.Repository, index: pygit2.Index, *, run_id: str, task_id: str,
                     ours: pygit2.Oid, theirs: pygit2.Oid, base: pygit2.Oid | None = None,
-                    touched: Mapping[str, list[str]] | None = None) -> ConflictRecord:
+                    touched: Mapping[str, list[str]] | None = None,
+                    merger: GitMerger | None = None, base_tree: pygit2.Tree | None = None) -> ConflictRecord:
     """The ConflictRecord of a conflicted merge of `theirs` (an agent head) into
     `ours` (the integration so far). `base` is their merge base when the caller
-    knows it (else it is computed); `touched` maps a path to the tasks whose fold
+    knows it (else it is computed), `base_tree` the tree merged on when it is not
+    the base's own; `touched` maps a path to the tasks whose fold
     changed it, for `other_tasks`."""
     if base is None:
         try:
             base = repo.merge_base(ours, theirs)
         except pygit2.GitError:
             base = None
-    base_tree = repo[base].peel(pygit2.Tree) if base is not None else None
+    if base_tree is None and base is not None:
+        base_tree = repo[base].peel(pygit2.Tree)
     paths = classify(repo, list(index.conflicts or ()), base_tree,
-                     repo[ours].peel(pygit2.Tree), repo[theirs].peel(pygit2.Tree))
+                     repo[ours].peel(pygit2.Tree), repo[theirs].peel(pygit2.Tree), merger)
     others: list[str] = []
     for pc in paths:
         for p in (pc.path, pc.ours_path, pc.ancestor_path):
@@ -191,3 +202,12 @@ def conflict_record(repo: pygit2.Repository, index: pygit2.Index, *, run_id: str
                           other_tasks=others,
                           detail=f"{len(paths)} conflicting path(s): "
                                  + ", ".join(p.path for p in paths[:10]))
+
+
+def unrelated_record(*, run_id: str, task_id: str, ours: str, theirs: str) -> ConflictRecord:
+    """The record of a head that shares no commit with the integration: nothing
+    was merged (git refuses such a merge too)."""
+    return ConflictRecord(run_id=run_id, task_id=task_id, ours_commit=ours, theirs_commit=theirs,
+                          unrelated=True,
+                          detail=f"refusing to merge unrelated histories: {theirs[:10]} shares no "
+                                 f"commit with the integration {ours[:10]}")

@@ -13,6 +13,7 @@ commit ids.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Literal, Mapping, Sequence
 
 import pygit2
@@ -21,15 +22,14 @@ from ..errors import RepoError
 from ..progress import Progress, quiet
 from ..records import ConflictRecord, FoldResult, MergeStep
 from ..repo.workspace import AUTHOR, Workspace
-from .conflict_record import conflict_record
+from .conflict_record import conflict_record, unrelated_record
+from .dirrename import NOT_ATTEMPTED, MissedMove, missed_moves
+from .gitmerge import GitMerger
 
 Policy = Literal["skip", "retry", "fail"]
 Resolver = Callable[[str, ConflictRecord, str], str | None]
 """(task id, its conflict, integration head) -> a new head of the task that is
 based on the integration head, or None when no new head could be made."""
-
-MERGE_FLAGS = pygit2.enums.MergeFlag.FIND_RENAMES
-
 
 def merge_message(run_id: str, task_id: str, strategy: str | None) -> str:
     trailers = [f"Harness-Run: {run_id}", f"Harness-Task: {task_id}"]
@@ -38,21 +38,34 @@ def merge_message(run_id: str, task_id: str, strategy: str | None) -> str:
     return f"harness: fold {task_id} into {run_id} integration\n\n" + "\n".join(trailers) + "\n"
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """What a conflicted step's record is made from: the merged index (None for
+    unrelated histories), the merge base when there was one, and the moves into
+    renamed directories git would have made."""
+
+    index: pygit2.Index | None
+    merge_base: pygit2.Oid | None
+    missed: list[MissedMove]
+    base_tree: pygit2.Tree | None
+    """The tree merged on (the merge base's, or with files renamed alike moved)."""
+
+
 class _Folder:
     """One fold in progress: the integration head, the steps, and the bookkeeping
-    that keeps each step's cost independent of how many came before.
+    that keeps each step's cost following the head's new commits.
 
-    libgit2 finds a merge base by walking both histories until nothing uncommon is
-    left, which on a growing integration chain is a walk of every earlier fold.
-    Instead the folder remembers the commits the integration holds beyond `onto`
-    (`mine`); walking back from a head stops at the first commits it holds, so the
-    walk is as long as the agent's own commits. One merge base: `merge_trees` on
-    it; several (a head built on other tasks' work): `merge_commits`, which builds
-    a virtual base as git does. The merged tree is written by rebuilding only the
-    trees on the changed paths (`Index.write_tree` would re-read every tree).
+    Each head is walked once, down to the commits the integration already holds:
+    `onto`'s history (hidden from the walk, so libgit2 stops where the two
+    histories meet) and `mine`, the commits earlier steps folded in. The walk
+    gives the head's new commits and the commits they stand on; when that is one
+    commit it is the merge base (`merge_trees` on it), when several (a head built
+    on other tasks' work, or a branch that merged its base) `merge_commits` finds
+    the merge bases and builds a virtual base as git does. A head sharing no
+    commit with the integration is refused as git refuses unrelated histories.
+    The merged tree is written by rebuilding only the trees on the changed paths
+    (`Index.write_tree` would re-read every tree).
     """
-
-    WALK_LIMIT = 2000
 
     def __init__(self, repo: pygit2.Repository, onto: str, run_id: str,
                  strategies: Mapping[str, str | None], progress: Progress) -> None:
@@ -62,62 +75,53 @@ class _Folder:
         self.progress = progress
         self.onto = repo[onto].peel(pygit2.Commit)
         self.head = self.onto
+        self.merger = GitMerger(repo)
         self.steps: list[MergeStep] = []
         self.mine: set[pygit2.Oid] = set()
-        self._in_onto: dict[pygit2.Oid, bool] = {self.onto.id: True}
         self.touched: dict[str, list[str]] = {}
         """path -> the tasks whose fold changed it."""
 
-    def _contained(self, oid: pygit2.Oid) -> bool:
-        if oid in self.mine:
-            return True
-        hit = self._in_onto.get(oid)
-        if hit is None:
-            hit = self._in_onto[oid] = self.repo.descendant_of(self.onto.id, oid)
-        return hit
+    def _walk(self, head: pygit2.Oid) -> tuple[list[pygit2.Oid], list[pygit2.Oid]]:
+        """(the commits the head's new commits stand on, head's commits the
+        integration lacks), by one walk; ([], commits) for unrelated histories."""
+        if head == self.onto.id or head in self.mine:
+            return [head], []
+        walker = self.repo.walk(head, pygit2.enums.SortMode.NONE)
+        walker.hide(self.onto.id)
+        new = [c for c in walker if c.id not in self.mine]
+        ids = {c.id for c in new}
+        stands_on = {p for c in new for p in c.parent_ids if p not in ids}
+        return sorted(stands_on), [c.id for c in new]
 
-    def _walk(self, head: pygit2.Oid) -> tuple[list[pygit2.Oid], list[pygit2.Oid]] | None:
-        """(merge bases of the integration and `head`, head's commits the integration
-        lacks); None when the walk is too long to be worth it."""
-        seen: set[pygit2.Oid] = set()
-        todo, common, new = [head], [], []
-        while todo:
-            c = todo.pop()
-            if c in seen:
-                continue
-            seen.add(c)
-            if self._contained(c):
-                common.append(c)
-                continue
-            new.append(c)
-            if len(new) > self.WALK_LIMIT:
-                return None
-            todo.extend(self.repo[c].parent_ids)
-        if len(common) > 1:
-            common = [c for c in common
-                      if not any(o != c and self.repo.descendant_of(o, c) for o in common)]
-        return common, new
-
-    def merge(self, task_id: str, head_id: str) -> tuple[MergeStep, pygit2.Index | None, pygit2.Oid | None]:
+    def merge(self, task_id: str, head_id: str) -> tuple[MergeStep, _Pending | None]:
         """Try one head onto the integration: a folded or empty step, or a
-        conflicted one (with the conflicted index and the merge base, for the record)."""
+        conflicted one with what its record is made from."""
         repo, acc = self.repo, self.head
         theirs = repo[head_id].peel(pygit2.Commit)
         strategy = self.strategies.get(task_id)
         base = dict(task_id=task_id, agent_head=str(theirs.id), head_before=str(acc.id),
                     strategy=strategy)
-        walked = self._walk(theirs.id)
-        if walked is not None and not walked[1]:
-            return MergeStep(outcome="empty", tree=str(acc.tree_id), **base), None, None
-        if walked is not None and len(walked[0]) == 1:
-            merge_base = walked[0][0]
-            index = repo.merge_trees(repo[merge_base].peel(pygit2.Tree), acc.tree, theirs.tree,
-                                     flags=MERGE_FLAGS)
+        stands_on, new = self._walk(theirs.id)
+        if not new:
+            return MergeStep(outcome="empty", tree=str(acc.tree_id), **base), None
+        if not stands_on:
+            return MergeStep(outcome="conflicted", **base), _Pending(None, None, [], None)
+        if len(stands_on) == 1:
+            merge_base: pygit2.Oid | None = stands_on[0]
+            base_tree = repo[stands_on[0]].peel(pygit2.Tree)
+            index = self.merger.merge_trees(base_tree, acc.tree, theirs.tree)
+            if index.conflicts is not None:
+                alike = self.merger.alike_base(base_tree, acc.tree, theirs.tree)
+                if alike is not None:
+                    base_tree = alike
+                    index = self.merger.merge_trees(base_tree, acc.tree, theirs.tree)
         else:
             merge_base = None
-            index = repo.merge_commits(acc.id, theirs.id, flags=MERGE_FLAGS)
-        if index.conflicts is not None:
-            return MergeStep(outcome="conflicted", **base), index, merge_base
+            index = self.merger.merge_commits(acc, theirs)
+            base_tree = repo[repo.merge_base(acc.id, theirs.id)].peel(pygit2.Tree)
+        missed = missed_moves(self.merger, base_tree, acc.tree, theirs.tree)
+        if index.conflicts is not None or missed:
+            return MergeStep(outcome="conflicted", **base), _Pending(index, merge_base, missed, base_tree)
         changes = {d.new_file.path if d.status != pygit2.enums.DeltaStatus.DELETED else d.old_file.path:
                    None if d.status == pygit2.enums.DeltaStatus.DELETED else (d.new_file.id, d.new_file.mode)
                    for d in index.diff_to_tree(acc.tree).deltas}  # old: acc, new: the merge
@@ -128,26 +132,34 @@ class _Folder:
                                     tree_id, [acc.id, theirs.id])
         self.head = repo[commit]
         self.mine.add(commit)
-        self.mine.update(walked[1] if walked is not None else ())
-        if walked is None:  # the long way: whatever the head holds is now ours
-            walker = repo.walk(theirs.id)
-            walker.hide(acc.id)
-            self.mine.update(c.id for c in walker)
+        self.mine.update(new)
         for path in changes:
             self.touched.setdefault(path, []).append(task_id)
-        return MergeStep(outcome="folded", merge_commit=str(commit), tree=str(tree_id), **base), None, None
+        return MergeStep(outcome="folded", merge_commit=str(commit), tree=str(tree_id), **base), None
 
-    def conflict(self, step: MergeStep, index: pygit2.Index, merge_base: pygit2.Oid | None) -> ConflictRecord:
-        return conflict_record(self.repo, index, run_id=self.run_id, task_id=step.task_id,
-                               ours=pygit2.Oid(hex=step.head_before),
-                               theirs=pygit2.Oid(hex=step.agent_head), base=merge_base,
-                               touched=self.touched)
+    def conflict(self, step: MergeStep, pending: _Pending) -> ConflictRecord:
+        if pending.index is None:
+            return unrelated_record(run_id=self.run_id, task_id=step.task_id, ours=step.head_before,
+                                    theirs=step.agent_head)
+        record = conflict_record(self.repo, pending.index, run_id=self.run_id, task_id=step.task_id,
+                                 ours=pygit2.Oid(hex=step.head_before),
+                                 theirs=pygit2.Oid(hex=step.agent_head), base=pending.merge_base,
+                                 touched=self.touched, merger=self.merger, base_tree=pending.base_tree)
+        if not pending.missed:
+            return record
+        known = {p.path for p in record.paths}
+        paths = record.paths + [m.conflict() for m in pending.missed if m.new_path not in known]
+        return record.model_copy(update={
+            "paths": paths,
+            "not_attempted": [f"{NOT_ATTEMPTED}: {m.path} -> {m.new_path}" for m in pending.missed],
+            "detail": f"{len(paths)} conflicting path(s): " + ", ".join(p.path for p in paths[:10])})
 
     def add(self, step: MergeStep, n: int, total: int) -> None:
         self.steps.append(step)
         what = {"folded": f"folded as {(step.merge_commit or '')[:10]}",
                 "empty": "empty (no commit of its own)",
-                "conflicted": "conflict in " + ", ".join(p.path for p in step.conflict.paths[:3])
+                "conflicted": ("conflict in " + ", ".join(p.path for p in step.conflict.paths[:3])
+                               if step.conflict.paths else step.conflict.detail)
                 if step.conflict else "conflicted",
                 "retried": "conflict, retrying on the integration head",
                 "skipped": "skipped"}.get(step.outcome, step.outcome)
@@ -219,20 +231,20 @@ def fold(repo: pygit2.Repository | Workspace, onto: str, heads: Sequence[tuple[s
                                  head_before=str(folder.head.id), strategy=folder.strategies.get(tid),
                                  detail="stopped at an earlier conflict"), n, total)
             continue
-        step, index, mb = folder.merge(tid, head)
-        if index is None:
+        step, pending = folder.merge(tid, head)
+        if step.outcome != "conflicted":
             folder.add(step, n, total)
             continue
-        conflict = folder.conflict(step, index, mb)
+        conflict = folder.conflict(step, pending)
         if policy == "retry" and resolve is not None:
             folder.add(step.model_copy(update={"outcome": "retried", "conflict": conflict}), n, total)
             new_head = resolve(tid, conflict, str(folder.head.id))
             if new_head is not None:
-                step, index, mb = folder.merge(tid, new_head)
-                if index is None:
+                step, pending = folder.merge(tid, new_head)
+                if step.outcome != "conflicted":
                     folder.add(step, n, total)
                     continue
-                conflict = folder.conflict(step, index, mb)
+                conflict = folder.conflict(step, pending)
                 step = step.model_copy(update={"detail": "still conflicts after the retry"})
             else:
                 step = step.model_copy(update={"detail": "the retry did not succeed"})

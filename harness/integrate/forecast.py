@@ -19,6 +19,7 @@ import pygit2
 from ..records import ConflictForecast, ForecastPair, ForecastPath, ForecastTask, HunkRange, TaskStatus
 from ..repo.run import Run
 from ..repo.workspace import Workspace, attempt_ref, branch_ref
+from .gitmerge import GitMerger
 from .hunks import Hunk, spans_collide
 
 _D = pygit2.enums.DiffOption
@@ -104,7 +105,7 @@ def confirm(repo: pygit2.Repository, pair: ForecastPair, heads: Mapping[str, str
     ha, hb = heads.get(pair.a), heads.get(pair.b)
     if pair.kind != "overlap" or not ha or not hb:
         return pair
-    index = repo.merge_commits(ha, hb, flags=pygit2.enums.MergeFlag.FIND_RENAMES)
+    index = GitMerger(repo).merge_commits(ha, hb)
     if index.conflicts is None:
         return pair.model_copy(update={"merge": "clean"})
     paths = sorted({e.path for t in index.conflicts for e in t if e is not None})

@@ -242,9 +242,9 @@ KIND_CASES = {
     "add/add": ({"new.txt": "one\n"}, {"new.txt": "two\n"}, "new.txt", ""),
     "modify/delete": ({"a.txt": TEN.replace("line 5", "five")}, {"a.txt": None}, "a.txt", ""),
     "rename": ({"a.txt": None, "b.txt": TEN}, {"a.txt": None, "c.txt": TEN}, "a.txt", "rename/rename (1to2)"),
-    "rename/delete": ({"a.txt": None, "b.txt": TEN}, {"a.txt": None}, "a.txt", "rename/delete"),
+    "rename/delete": ({"a.txt": None, "b.txt": TEN}, {"a.txt": None}, "b.txt", "rename/delete"),
     "rename/modify": ({"a.txt": None, "b.txt": TEN.replace("line 2", "ours 2")},
-                      {"a.txt": TEN.replace("line 2", "theirs 2")}, "a.txt", "rename/modify"),
+                      {"a.txt": TEN.replace("line 2", "theirs 2")}, "b.txt", "rename/modify"),
     "binary": ({"img.bin": b"\0ours\n"}, {"img.bin": b"\0theirs\n"}, "img.bin", ""),
 }
 
@@ -336,7 +336,7 @@ def test_finish_order_and_plan_order(tmp_path):
     heads = {t: commit(repo, base, {f"{t}.txt": t}) for t in ("x", "y", "z")}
     record = fake_run(repo, "o", heads)
     run = Run.open(repo, "o")
-    ws, store = run.ws, run.store
+    store = run.store
     tasks = dict(record.tasks)
     tasks["x"] = tasks["x"].model_copy(update={"ended_at": tasks["z"].ended_at + timedelta(seconds=5)})
     store.update(record, tasks=tasks)
