@@ -151,7 +151,8 @@ class Leftover(BaseModel):
     owner: Owner
     """`this`: a run of this repository that is not running (recorded, or its record
     gone); `orphan`: a labelled container whose run folder no longer exists, so no run
-    anywhere can use it; `other`: a stopped run of another repository (`repo`);
+    anywhere can use it; `other`: a run of another repository that is not running
+    (`repo`);
     `live`: a running run's, never touched; `unknown`: a labelled container that
     mounts no run folder (made by a tool or test that drives a sandbox directly), not
     the harness's to judge."""
@@ -328,7 +329,7 @@ def _containers(found: Leftovers, fix: str) -> Check:
     notes = _counts(found.containers, {"live": "of running runs", "unknown": "mounting no run folder"})
     if other:
         repos = sorted({c.repo for c in other if c.repo})
-        notes.append(f"{len(other)} of stopped runs in other repositories ({', '.join(repos[:3])}"
+        notes.append(f"{len(other)} of runs not running in other repositories ({', '.join(repos[:3])}"
                      f"{' ...' if len(repos) > 3 else ''}: `harness doctor` there)")
     tail = f" ({'; '.join(notes)})" if notes else ""
     if not stale:

@@ -1,13 +1,13 @@
 """Every `fix:` line `harness doctor` prints is a command that works as printed.
 
 The leftovers are made for real: a finished run that kept its worktrees (one of them
-edited by hand) and its containers, a docker run and a local run killed with SIGKILL
-(containers and agent processes still running), a run whose record was deleted, a
+edited by hand), a docker run and a local run killed with SIGKILL (their containers
+and agent processes still running), a killed run whose record was then deleted, a
 container with the harness's labels whose run folder is gone, and one with the labels
-and no run folder at all. Beside them a run that is still going, and a stopped run of
+and no run folder at all. Beside them a run that is still going, and a killed run of
 another repository, neither of which a fix may touch. Each fix line is parsed from the
 real output and run with the shell in the repository; it must exit 0 and its warning
-must be gone from the next `harness doctor`. No ref moves.
+must be gone from the next `harness doctor`. No ref moves or goes.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import uuid
 from pathlib import Path
 
 import harness
+from harness.sandbox.local import kill_marked
 from crashutil import plan_file, wait_for
 from gitutil import git, make_repo, write_plan
 
@@ -65,6 +66,16 @@ def _doctor(env: dict, repo: Path, *, code: int = 0) -> dict[str, dict]:
     return checks
 
 
+def _cleared(checks: dict[str, dict], name: str, tag: str) -> bool:
+    """Whether the check warns no more. The daemon is shared with whatever else runs on
+    this machine, where an orphan (a container whose run folder was just deleted) can
+    appear at any moment; so for containers: none of this test's is warned about."""
+    check = checks.get(name, {"status": "ok", "items": []})
+    if name == "leftover containers":
+        return not any(tag in item for item in check["items"])
+    return check["status"] == "ok"
+
+
 def _containers(client, run_id: str, **filters) -> list:
     return client.containers.list(all=True, filters={"label": f"harness.run={run_id}", **filters})
 
@@ -92,6 +103,20 @@ def _marked(repo: Path, run_id: str) -> list[int]:
     return found
 
 
+def _kill_midflight(env: dict, client, tmp_path: Path, repo: Path, run_id: str, sandbox: str,
+                    tasks: tuple[str, ...]) -> None:
+    """Start a run whose agents hang, and SIGKILL the harness once they all work."""
+    proc = _start(env, plan_file(tmp_path, run_id, sandbox=sandbox, command=ONCE, tasks=tasks), repo)
+    try:
+        wait_for(lambda: _started(repo, run_id, tasks), f"the agents of {run_id} to start")
+        if sandbox == "docker":
+            wait_for(lambda: len(_containers(client, run_id, status="running")) == len(tasks),
+                     f"{len(tasks)} running containers")
+    finally:
+        proc.kill()
+        proc.communicate(timeout=60)
+
+
 def _worktrees(repo: Path, run_id: str) -> list[Path]:
     folder = repo / ".git/harness/worktrees" / run_id
     return sorted(folder.iterdir()) if folder.is_dir() else []
@@ -110,8 +135,7 @@ def test_every_fix_doctor_prints_works_and_clears_its_warning(docker_daemon, tmp
     live_proc = None
     other = make_repo(tmp_path / "other")
     try:
-        # A finished run that kept its worktrees and its (stopped) containers; one
-        # worktree then edited by hand.
+        # A finished run that kept its worktrees, one of them then edited by hand.
         plan = write_plan(tmp_path / "fin.toml", f"""
             [run]
             sandbox = "docker"
@@ -124,27 +148,18 @@ def test_every_fix_doctor_prints_works_and_clears_its_warning(docker_daemon, tmp
             id = "b"
             command = "echo b > b.txt"
         """)
-        done = _cli(env, repo, "run", str(plan), "--keep-sandboxes")
+        done = _cli(env, repo, "run", str(plan))
         assert done.returncode == 0, done.stderr
-        assert len(_containers(client, fin)) == 2
         (repo / ".git/harness/worktrees" / fin / "b.1" / "notes.txt").write_text("mine\n")
 
-        # The same kind of run, then its record deleted.
-        plan = write_plan(tmp_path / "gon.toml", f'[run]\nsandbox = "docker"\nid = "{gon}"\n'
-                                                   'keep_worktrees = "all"\n[[task]]\nid = "a"\n'
-                                                   'command = "echo a > a.txt"\n')
-        assert _cli(env, repo, "run", str(plan), "--keep-sandboxes").returncode == 0
+        # Docker and local runs killed with SIGKILL mid-flight (their agents go on), and
+        # one of them then losing its record. The leftover containers are all running:
+        # a stopped one could be swept by anything calling `DockerSandbox.cleanup()` on
+        # this shared daemon meanwhile.
+        _kill_midflight(env, client, tmp_path, repo, kil, "docker", ("a", "b"))
+        _kill_midflight(env, client, tmp_path, repo, loc, "local", ("a", "b"))
+        _kill_midflight(env, client, tmp_path, repo, gon, "docker", ("a",))
         shutil.rmtree(repo / ".git/harness/runs" / gon)
-
-        # A docker run and a local run killed with SIGKILL mid-flight.
-        killed = _start(env, plan_file(tmp_path, kil, sandbox="docker", command=ONCE, tasks=("a", "b")), repo)
-        wait_for(lambda: _started(repo, kil), "the docker agents to start")
-        wait_for(lambda: len(_containers(client, kil, status="running")) == 2, "2 running containers")
-        local = _start(env, plan_file(tmp_path, loc, sandbox="local", command=ONCE, tasks=("a", "b")), repo)
-        wait_for(lambda: _started(repo, loc), "the local agents to start")
-        for proc in (killed, local):
-            proc.kill()
-            proc.communicate(timeout=60)
         assert _marked(repo, loc)
 
         # Containers with the harness's labels of a run nobody has a record of: one
@@ -153,15 +168,15 @@ def test_every_fix_doctor_prints_works_and_clears_its_warning(docker_daemon, tmp
         folder = tmp_path / "elsewhere/.git/harness/runs" / ghost / "tasks/a/1/harness"
         folder.mkdir(parents=True)
         labels = {"harness.sandbox": "docker", "harness.run": ghost}
-        mounted = client.containers.create(IMAGE, ["true"], labels=labels, name=f"harness-{ghost}-a",
-                                           volumes={str(folder): {"bind": "/harness", "mode": "ro"}})
+        mounted = client.containers.run(IMAGE, ["sleep", "600"], labels=labels, name=f"harness-{ghost}-a",
+                                        volumes={str(folder): {"bind": "/harness", "mode": "ro"}}, detach=True,
+                                        network_mode="none")
         shutil.rmtree(tmp_path / "elsewhere")
-        bare = client.containers.create(IMAGE, ["true"], labels=labels, name=f"harness-{ghost}-b")
+        bare = client.containers.run(IMAGE, ["sleep", "600"], labels=labels, name=f"harness-{ghost}-b",
+                                     network_mode="none", detach=True)
 
-        # A stopped run of another repository, and a run that is going right now.
-        other_plan = write_plan(tmp_path / "oth.toml", f'[run]\nsandbox = "docker"\nid = "{oth}"\n'
-                                                        '[[task]]\nid = "a"\ncommand = "true"\n')
-        assert _cli(env, other, "run", str(other_plan), "--keep-sandboxes").returncode == 0
+        # A killed run of another repository, and a run that is going right now.
+        _kill_midflight(env, client, tmp_path, other, oth, "docker", ("a",))
         live_proc = _start(env, plan_file(tmp_path, liv, sandbox="docker", command=HANG, tasks=("a", "b")), repo)
         wait_for(lambda: _started(repo, liv), "the live agents to start")
         wait_for(lambda: len(_containers(client, liv, status="running")) == 2, "2 live containers")
@@ -174,18 +189,18 @@ def test_every_fix_doctor_prints_works_and_clears_its_warning(docker_daemon, tmp
                                 "uncommitted work in leftover worktrees", "leftover processes"], checks
         assert sorted(warned["interrupted runs"]["items"]) == sorted([kil, loc])
         shown = "\n".join(warned["leftover containers"]["items"])
-        for run_id, n in ((fin, 2), (gon, 1), (kil, 2), (ghost, 2)):
+        for run_id, n in ((gon, 1), (kil, 2), (ghost, 2)):
             assert shown.count(f"run={run_id} ") == n, shown
-        assert liv not in shown and oth not in shown
-        assert "of stopped runs in other repositories" in warned["leftover containers"]["detail"]
+        assert fin not in shown and liv not in shown and oth not in shown
+        assert "of runs not running in other repositories" in warned["leftover containers"]["detail"]
         shown = "\n".join(warned["leftover worktrees"]["items"])
-        for run_id, n in ((fin, 1), (gon, 1)):
-            assert shown.count(f"run={run_id} ") == n, shown
-        assert liv not in shown
+        assert shown.count(f"run={fin} ") == 1 and liv not in shown, shown
         # The killed runs' worktrees hold their agents' uncommitted work, which resume
-        # keeps: they are not among those --force would drop.
+        # keeps: they are not among those --force would drop. The run without a
+        # record cannot be resumed: its work is.
         wts = (repo / ".git/harness/worktrees").resolve()
-        assert warned["uncommitted work in leftover worktrees"]["items"] == [f"{wts / fin / 'b.1'} run={fin}"]
+        assert warned["uncommitted work in leftover worktrees"]["items"] == [f"{wts / fin / 'b.1'} run={fin}",
+                                                                             f"{wts / gon / 'a.1'} run={gon}"]
         assert {i.rsplit("run=", 1)[1] for i in warned["leftover processes"]["items"]} == {loc}
         assert all(c["fix"] for c in warned.values())
         assert [c["fix"] for c in checks.values() if c["fix"] and c["status"] == "ok"] == []
@@ -195,10 +210,10 @@ def test_every_fix_doctor_prints_works_and_clears_its_warning(docker_daemon, tmp
                                    capture_output=True, text=True, timeout=300)
             assert fixed.returncode == 0, (check["fix"], fixed.stderr)
             assert "Traceback" not in fixed.stderr
-            after = _doctor(env, repo)
-            assert after.get(name, {"status": "ok"})["status"] == "ok", (name, after.get(name))
+            assert _cleared(_doctor(env, repo), name, tag), name
 
-        assert all(c["status"] == "ok" for c in _doctor(env, repo).values())
+        after = _doctor(env, repo)
+        assert all(_cleared(after, name, tag) for name in after), after
         for run_id in (fin, gon, kil, loc, ghost):
             assert _containers(client, run_id) == []
             assert _worktrees(repo, run_id) == []
@@ -210,7 +225,7 @@ def test_every_fix_doctor_prints_works_and_clears_its_warning(docker_daemon, tmp
         # The live run and the other repository's run are as they were; no ref moved.
         assert len(_containers(client, liv, status="running")) == 2
         assert _worktrees(repo, liv) == live_worktrees and live_proc.poll() is None
-        assert len(_containers(client, oth)) == 1
+        assert len(_containers(client, oth, status="running")) == 1
         # Resume added the killed runs' refs; clean moved or deleted none.
         assert set(refs.splitlines()) <= set(_all_refs(repo).splitlines())
         assert git(repo, "rev-parse", f"harness/{fin}/b")  # the branches stay
@@ -232,6 +247,7 @@ def test_every_fix_doctor_prints_works_and_clears_its_warning(docker_daemon, tmp
             live_proc.communicate(timeout=120)
         for where, run_id in ((repo, liv), (other, oth)):
             _cli(env, where, "clean", run_id, "--force")
+        kill_marked(f"HARNESS_DIR={(repo / '.git/harness/runs').resolve()}/".encode())
         for c in client.containers.list(all=True, filters={"label": "harness.run"}):
             if tag in c.labels.get("harness.run", ""):
                 c.remove(force=True)
@@ -250,17 +266,25 @@ def test_a_sweep_keeps_an_interrupted_runs_work_and_refuses_bad_input(tmp_path):
     assert _cli(env, repo, "run", str(plan)).returncode == 0
     (repo / ".git/harness/worktrees/fin/a.1/notes.txt").write_text("mine\n")
     killed = _start(env, plan_file(tmp_path, "kil", sandbox="local", command=ONCE, tasks=("a", "b")), repo)
-    wait_for(lambda: _started(repo, "kil"), "the agents to start")
-    killed.kill()
-    killed.communicate(timeout=60)
+    try:
+        wait_for(lambda: _started(repo, "kil"), "the agents to start")
+    finally:
+        killed.kill()
+        killed.communicate(timeout=60)
     assert _marked(repo, "kil")
-    refs = _all_refs(repo)
+    try:
+        _sweep_and_resume(env, repo, tmp_path / "nope")
+    finally:
+        kill_marked(f"HARNESS_DIR={(repo / '.git/harness/runs').resolve()}/".encode())
 
-    for args in (("clean",), ("clean", "kil", "--stale"), ("clean", "--stale", "--repo", str(tmp_path / "nope"))):
+
+def _sweep_and_resume(env: dict, repo: Path, nope: Path) -> None:
+    refs = _all_refs(repo)
+    for args in (("clean",), ("clean", "kil", "--stale"), ("clean", "--stale", "--repo", str(nope))):
         refused = _cli(env, repo, *args)
         assert refused.returncode == 2, (args, refused.stderr)
         assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
-    assert not (tmp_path / "nope").exists()
+    assert not nope.exists()
 
     swept = _cli(env, repo, "clean", "--stale")
     assert swept.returncode == 0, swept.stderr

@@ -98,8 +98,8 @@ def test_doctor(tmp_path):
     assert checks["leftover worktrees"].items == [f"{leftover} run=r1 (no record)"]
     assert checks["leftover worktrees"].fix == "harness clean --stale"
     assert "uncommitted work in leftover worktrees" not in checks
-    assert [c.name for c in doctor(repo, fix_repo="some dir") if c.fix and "--repo 'some dir'" in c.fix] == [
-        "leftover worktrees"]
+    fixes = {c.name: c.fix for c in doctor(repo, fix_repo="some dir") if c.fix}
+    assert fixes["leftover worktrees"] == "harness clean --stale --repo 'some dir'"
 
 
 def test_doctor_reports_a_down_daemon(monkeypatch, tmp_path):
