@@ -110,3 +110,15 @@ def test_doctor_reports_a_down_daemon(monkeypatch, tmp_path):
     assert checks["docker daemon"].fix is None  # a fix is a command; starting a daemon is not ours
     assert "image python" not in checks
     assert checks["leftover containers"].detail == "not looked for: the Docker daemon is not reachable"
+
+
+def test_doctor_view_says_how_many_items_it_left_out():
+    from harness.cli.views import checks
+    from harness.sandbox.doctor import Check
+
+    many = Check(name="leftover worktrees", status="warn", detail="12", fix="harness clean --stale",
+                 items=[f"wt{i}" for i in range(12)])
+    lines = checks([many]).splitlines()
+    assert lines[0] == "warn  leftover worktrees: 12"
+    assert lines[1:11] == [f"        wt{i}" for i in range(10)]
+    assert lines[11:] == ["        ... and 2 more", "        fix: harness clean --stale"]
