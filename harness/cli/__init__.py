@@ -14,7 +14,7 @@ from . import bench, doctor, gate, image, integrate, run
 
 
 @click.group()
-@click.version_option(package_name="harness")
+@click.version_option(package_name="harness-agents")
 def main() -> None:
     """Run coding agents in parallel, each in its own worktree and sandbox;
     integrate their branches, gate CI on the merged result, benchmark strategies."""

@@ -15,10 +15,12 @@ from .common import guarded, repo_option
 @repo_option
 @guarded
 def doctor(repo: Path) -> None:
-    """Check git, pygit2, the Docker daemon, images, disk, and leftovers of earlier runs."""
+    """Check git, pygit2, the Docker daemon, images, disk, and what runs that are not
+    running left behind (worktrees, containers, processes). Every `fix:` is a command."""
     from ..sandbox.doctor import doctor as run_checks
 
-    checks = run_checks(repo)
+    given = click.get_current_context().get_parameter_source("repo") != click.core.ParameterSource.DEFAULT
+    checks = run_checks(repo, fix_repo=str(repo) if given else None)
     click.echo(views.checks(checks))
     sys.exit(1 if any(c.status == "fail" for c in checks) else 0)
 

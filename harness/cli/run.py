@@ -143,17 +143,49 @@ def _json(data) -> str:
 
 
 @click.command()
-@click.argument("run_id")
+@click.argument("run_id", required=False)
 @repo_option
+@click.option("--stale", is_flag=True,
+              help="Instead of one run: what every run that is not running left behind (also runs "
+                   "without a record), and containers whose run folder is gone.")
 @click.option("--force", is_flag=True, help="Also remove worktrees holding uncommitted changes.")
 @guarded
-def clean(run_id: str, repo: Path, force: bool) -> None:
-    """Remove a run's worktrees and leftover sandboxes; its branches stay."""
+def clean(run_id: str | None, repo: Path, stale: bool, force: bool) -> None:
+    """Remove RUN's worktrees and leftover sandboxes (or, with --stale, those of every
+    run that is not running); branches and refs stay."""
+    if stale == (run_id is not None):
+        raise UsageError("give a RUN or --stale (not both)")
+    if stale:
+        _clean_stale(repo, force)
+        return
     from ..run.lifecycle import clean_run
 
     check_run_id(run_id)
     removed = clean_run(repo, run_id, force=force)
     click.echo(f"removed {len(removed)} worktree(s)/sandbox(es) of run {run_id}; branches stay")
+
+
+def _clean_stale(repo: Path, force: bool) -> None:
+    from ..repo.workspace import open_repo
+    from ..run.lifecycle import clean_stale
+
+    if click.get_current_context().get_parameter_source("repo") == click.core.ParameterSource.DEFAULT:
+        try:
+            open_repo(repo)
+        except UsageError:
+            repo = None  # run outside any repository: only orphaned containers
+    done = clean_stale(repo, force=force)
+    where = "" if done.looked_at_repo else " (not in a git repository: only containers whose run folder is gone)"
+    click.echo(f"removed {len(done.removed)} worktree(s)/sandbox(es) of {len(done.runs)} run(s) that are not "
+               f"running{where}; branches stay")
+    if done.docker:
+        stderr(f"harness: containers not looked at: {done.docker}")
+    for run_id in done.busy:
+        stderr(f"harness: run {run_id} is running; left alone")
+    if done.kept:
+        stderr(f"harness: kept {len(done.kept)} worktree(s) holding uncommitted changes (first: {done.kept[0]}); "
+               "--force removes them, except an interrupted run's: `harness resume RUN` keeps that work, "
+               "`harness clean RUN --force` drops it")
 
 
 COMMANDS = [run, resume, status, show, clean]

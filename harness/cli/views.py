@@ -318,6 +318,8 @@ def checks(items) -> str:
     for c in items:
         lines.append(f"{mark.get(c.status, c.status)}  {c.name}: {c.detail}")
         lines += [f"        {i}" for i in (c.items or [])[:10]]
+        if len(c.items or []) > 10:
+            lines.append(f"        ... and {len(c.items) - 10} more")
         if c.status != "ok" and c.fix:
             lines.append(f"        fix: {c.fix}")
     return "\n".join(lines)

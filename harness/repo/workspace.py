@@ -348,6 +348,16 @@ class Workspace:
                 found.setdefault(Path(os.path.abspath(entry)), None)
         return sorted(found.items())
 
+    def harness_worktrees(self) -> dict[str, list[tuple[Path, str | None]]]:
+        """`run_worktrees` of every run that has any, by run id: also runs whose record
+        is gone. The harness's worktrees are detached and named `harness+RUN+LEAF`, so
+        they are found by where the harness puts them, never by branch."""
+        top = Path(os.path.abspath(self.root / "worktrees"))
+        runs = {path.parent.name for path, _ in self._harness_worktree_meta() if path.parent.parent == top}
+        if top.is_dir():
+            runs |= {d.name for d in top.iterdir() if d.is_dir() and not d.is_symlink() and any(d.iterdir())}
+        return {run: found for run in sorted(runs) if (found := self.run_worktrees(run))}
+
     def _harness_worktree_meta(self) -> Iterator[tuple[Path, str]]:
         """(checkout path, name) of git metadata dirs whose checkout lies under the
         harness's worktrees dir: those, and only those, the harness made."""

@@ -9,11 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..config import Plan
+from ..errors import GitError, RunBusy, SandboxUnavailable, UsageError
 from ..ids import check_run_id
-from ..errors import GitError, SandboxUnavailable, UsageError
 from ..progress import Progress, quiet
 from ..records import AgentResult, Attempt, RunRecord, TaskStatus, utcnow
 from ..repo.run import Run, save_plan
@@ -269,37 +269,109 @@ def clean_run(repo: Path, run_id: str, *, force: bool = False) -> list[str]:
     if not store.dir.is_dir():
         raise UsageError(f"unknown run {run_id!r}")
     with store.writer("clean"):
-        # Found by where they are and by label, never through the record: a killed
-        # run never wrote all of them down, and an unreadable record hides none.
-        removed: list[str] = []
-        dirty: list[str] = []
-        stuck: list[str] = []
-        for path, name in ws.run_worktrees(run_id):
-            if not os.path.lexists(path):
-                if name:
-                    ws.forget_worktree(name)
-                continue
-            if not force and ws.worktree_dirty(path):
-                dirty.append(str(path))
-                continue
-            try:
-                ws.remove_worktree(path)
-                removed.append(str(path))
-            except GitError as exc:
-                stuck.append(str(exc))
-        for name in NAMES:
-            try:
-                sb = get_sandbox(default_config(name))
-                removed += sb.stop(run_id, store.dir)
-                removed += sb.cleanup(run_id, store.dir)
-            except SandboxUnavailable:
-                pass  # no daemon, so no containers of this run are left running either
-        store.event("cleaned", removed=len(removed), kept=dirty, stuck=stuck)
-        if stuck:
-            raise GitError(f"{len(stuck)} worktree(s) could not be removed; first: {stuck[0]}")
-        if dirty:
-            raise UsageError(f"{len(dirty)} worktree(s) hold uncommitted changes (first: {dirty[0]}); "
-                             "use --force to remove them anyway")
+        removed, dirty, stuck = _clean(ws, store, force=force)
+    if stuck:
+        raise GitError(f"{len(stuck)} worktree(s) could not be removed; first: {stuck[0]}")
+    if dirty:
+        raise UsageError(f"{len(dirty)} worktree(s) hold uncommitted changes (first: {dirty[0]}); "
+                         "use --force to remove them anyway")
     return removed
 
 
+class StaleCleaned(BaseModel):
+    """What `clean_stale` did."""
+
+    model_config = ConfigDict(frozen=True)
+
+    removed: list[str] = []
+    """Worktree paths, container names and pids removed or stopped."""
+    kept: list[str] = []
+    """Worktrees kept because they hold uncommitted changes: without --force, or of an
+    interrupted run (`harness resume` keeps that work)."""
+    busy: list[str] = []
+    """Runs that turned out to be running when their lock was tried: left alone."""
+    runs: list[str] = []
+    """This repository's runs whose leftovers were cleaned."""
+    looked_at_repo: bool = True
+    """False when there was no repository: only orphaned containers were looked for."""
+    docker: str | None = None
+    """Why containers were not looked at, or None."""
+
+
+def clean_stale(repo: Path | None, *, force: bool = False) -> StaleCleaned:
+    """Remove what runs that are not running left behind: this repository's worktrees
+    (those holding uncommitted changes only with `force`), containers and local
+    processes of every run of it, recorded or not, and labelled containers whose run
+    folder is gone wherever it was. The uncommitted work of an interrupted run stays
+    even with `force`: `harness resume` commits it (`clean_run` drops it). A run's things are removed while holding its
+    writer lock, so a run that is running (or starts meanwhile) is never touched.
+    Branches and refs stay. With `repo` None, only orphaned containers. Raises
+    GitError when a worktree cannot be deleted, SandboxError when the daemon refuses."""
+    from ..sandbox.doctor import find_leftovers, remove_orphans
+
+    ws = Workspace(repo) if repo is not None else None
+    found = find_leftovers(ws)
+    removed: list[str] = []
+    kept: list[str] = []
+    stuck: list[str] = []
+    busy: list[str] = []
+    runs = sorted({x.run_id for kind in ("worktrees", "containers", "processes")
+                   for x in found.stale(kind) if x.owner == "this" and x.run_id})
+    interrupted = {w.run_id for w in found.worktrees if w.interrupted}
+    for run_id in runs:
+        assert ws is not None
+        store = RunStore(ws, run_id)
+        # `resume` commits what an interrupted run's worktrees hold: a sweep never drops it.
+        keep_work = not force or run_id in interrupted
+        try:
+            if store.dir.is_dir():
+                with store.writer("clean"):
+                    done = _clean(ws, store, force=not keep_work)
+            else:
+                done = _clean(ws, store, force=not keep_work)  # its folder is gone: nobody can run it
+        except RunBusy:
+            busy.append(run_id)
+            continue
+        removed += done[0]
+        kept += done[1]
+        stuck += done[2]
+    removed += remove_orphans(found)
+    if stuck:
+        raise GitError(f"{len(stuck)} worktree(s) could not be removed; first: {stuck[0]}")
+    return StaleCleaned(removed=removed, kept=kept, busy=busy, runs=[r for r in runs if r not in busy],
+                        looked_at_repo=ws is not None, docker=found.docker)
+
+
+def _clean(ws: Workspace, store: RunStore, *, force: bool) -> tuple[list[str], list[str], list[str]]:
+    """Remove the run's worktrees (found where they are: a killed run never wrote all
+    of them down, and an unreadable record hides none) and stop and remove its
+    sandboxes (by label and mark). Returns (removed, kept dirty, stuck). The caller
+    holds the run's writer lock, or the run's folder is gone."""
+    run_id = store.run_id
+    removed: list[str] = []
+    dirty: list[str] = []
+    stuck: list[str] = []
+    for path, name in ws.run_worktrees(run_id):
+        if not os.path.lexists(path):
+            if name:
+                ws.forget_worktree(name)
+                removed.append(str(path))
+            continue
+        if not force and ws.worktree_dirty(path):
+            dirty.append(str(path))
+            continue
+        try:
+            ws.remove_worktree(path)
+            removed.append(str(path))
+        except GitError as exc:
+            stuck.append(str(exc))
+    for name in NAMES:
+        try:
+            sb = get_sandbox(default_config(name))
+            removed += sb.stop(run_id, store.dir)
+            removed += sb.cleanup(run_id, store.dir)
+        except SandboxUnavailable:
+            pass  # no daemon, so no containers of this run are left running either
+    if store.dir.is_dir():
+        store.event("cleaned", removed=len(removed), kept=dirty, stuck=stuck)
+    return removed, dirty, stuck

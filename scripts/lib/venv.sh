@@ -11,6 +11,12 @@ stamp="$VENV/.installed-$(sha256sum "$ROOT/pyproject.toml" | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
   echo "scripts: installing harness and its test extras into $VENV" >&2
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >&2
+  # The distribution was called `harness` before it became `harness-agents` (that name
+  # on the package index is another project). pip treats the two as different
+  # packages, so an old editable install would linger beside the new one.
+  if "$VENV/bin/python" -m pip show -q harness >/dev/null 2>&1; then
+    "$VENV/bin/python" -m pip uninstall -q -y --disable-pip-version-check harness >&2
+  fi
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -e "$ROOT[test]" >&2
   rm -f "$VENV"/.installed-* && touch "$stamp"
 fi

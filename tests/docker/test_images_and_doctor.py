@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from harness.sandbox import images
-from harness.sandbox.doctor import doctor, harness_worktrees
+from harness.sandbox.doctor import doctor
 from harness.errors import ImageBuildError
 from sandboxutil import make_request, require_docker
 
@@ -70,7 +70,12 @@ def test_image_list_through_the_cli():
 
 
 def test_doctor(tmp_path):
+    """Leftover worktrees are the harness's detached `harness+RUN+LEAF` ones, found where
+    the harness puts them whichever run they belong to (here one with no record); a
+    user's own worktree is none of them, even on a `harness/*` branch."""
     require_docker()
+    from harness.repo.workspace import Workspace, worktree_name
+
     repo = tmp_path / "repo"
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@e"}
@@ -78,21 +83,42 @@ def test_doctor(tmp_path):
     subprocess.run(["git", "-C", str(repo), "commit", "-q", "--allow-empty", "-m", "base"], check=True, env=env)
     subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "-b", "harness/r1/t1", str(tmp_path / "wt")],
                    check=True, env=env)
-    subprocess.run(["git", "-C", str(repo), "worktree", "add", "-q", "-b", "feature", str(tmp_path / "other")],
-                   check=True, env=env)
-    assert harness_worktrees(repo) == [(tmp_path / "wt", "harness/r1/t1")]
+    ws = Workspace(repo)
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    leftover = ws.create_worktree(worktree_name("r1", "t1.1"), ws.root / "worktrees/r1/t1.1", head)
+    assert ws.harness_worktrees() == {"r1": [(leftover, "harness+r1+t1.1")]}
     checks = {c.name: c for c in doctor(repo)}
     assert checks["git"].status == "ok"
     assert checks["docker daemon"].status == "ok"
     assert checks["image python"].status == "ok"
     assert checks["disk"].status in ("ok", "warn")
+    assert checks["interrupted runs"].status == "ok"
     assert checks["leftover worktrees"].status == "warn"
-    assert checks["leftover worktrees"].items == [f"{tmp_path / 'wt'} harness/r1/t1"]
+    assert checks["leftover worktrees"].items == [f"{leftover} run=r1 (no record)"]
+    assert checks["leftover worktrees"].fix == "harness clean --stale"
+    assert "uncommitted work in leftover worktrees" not in checks
+    fixes = {c.name: c.fix for c in doctor(repo, fix_repo="some dir") if c.fix}
+    assert fixes["leftover worktrees"] == "harness clean --stale --repo 'some dir'"
 
 
 def test_doctor_reports_a_down_daemon(monkeypatch, tmp_path):
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no.sock")
     checks = {c.name: c for c in doctor()}
     assert checks["docker daemon"].status == "fail"
-    assert "docker-up.sh" in checks["docker daemon"].fix
+    assert "docker-up.sh" in checks["docker daemon"].detail
+    assert checks["docker daemon"].fix is None  # a fix is a command; starting a daemon is not ours
     assert "image python" not in checks
+    assert checks["leftover containers"].detail == "not looked for: the Docker daemon is not reachable"
+
+
+def test_doctor_view_says_how_many_items_it_left_out():
+    from harness.cli.views import checks
+    from harness.sandbox.doctor import Check
+
+    many = Check(name="leftover worktrees", status="warn", detail="12", fix="harness clean --stale",
+                 items=[f"wt{i}" for i in range(12)])
+    lines = checks([many]).splitlines()
+    assert lines[0] == "warn  leftover worktrees: 12"
+    assert lines[1:11] == [f"        wt{i}" for i in range(10)]
+    assert lines[11:] == ["        ... and 2 more", "        fix: harness clean --stale"]
