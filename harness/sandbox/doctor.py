@@ -23,7 +23,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from ..config import id_problem
+from ..ids import id_problem
 from ..errors import HarnessError
 
 from ..repo.store import RunStore, list_runs
