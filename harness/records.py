@@ -140,9 +140,17 @@ class ConflictRecord(Model):
     merge_base: str | None = None
     paths: list[PathConflict] = []
     other_tasks: list[str] = []
-    """Tasks whose work the conflict is with, where known."""
+    """Textual: the tasks whose work changed the conflicting lines, where known.
+    Semantic: every task folded before it when the tests failed (the context; the
+    ones it actually clashes with are `partners`)."""
     failing_tests: list[str] = []
     detail: str = ""
+    partners: list[str] = []
+    """Semantic: the smallest set of earlier tasks found that it fails with (folded
+    onto the base with just these, the tests fail; without any one of them they
+    pass). Empty when not searched (textual, or a record older than the search)."""
+    partner_runs: int = 0
+    """Semantic: the test runs the partner search took (the gate's "partners" runs)."""
 
 
 class TaskSpec(Model):
@@ -373,6 +381,8 @@ class TestReport(Model):
     duration_s: float = 0.0
     reason: str | None = None
     output_tail: str = ""
+    timed_out: bool = False
+    """The run was stopped at its time limit (`reason` says after how long)."""
 
     @property
     def ok(self) -> bool:
@@ -387,7 +397,9 @@ class GateRun(Model):
     """gate (the integration head), rerun (its failures once more), bisect (a
     prefix of the folded sequence, during the culprit search), rebuilt (the
     integration rebuilt without the culprits found so far, gated again), base,
-    alone (a culprit folded alone, to tell a semantic conflict)."""
+    alone (a culprit folded alone, to tell a semantic conflict), partners (a
+    culprit that passes alone folded with some earlier branches, to name the ones
+    it clashes with)."""
     tests: TestReport
     log_path: str | None = None
 
@@ -419,6 +431,16 @@ class GateReport(Model):
     """The integration was rebuilt without the culprits (and its branch moved)."""
     land_error: str | None = None
     """Why landing was refused (the ref moved since the gate started)."""
+    partners: dict[str, list[str]] = {}
+    """Per culprit that passes alone, the earlier tasks it fails with (its semantic
+    ConflictRecord's `partners`)."""
+    order: Literal["plan", "integration"] = "integration"
+    """The order the culprit search folded the branches in: plan (blame does not
+    depend on the agents' finish order; the later of a clashing pair in the plan is
+    rejected) or integration (the integration's own order, when a fold in plan
+    order does not give the tree that was gated)."""
+    test_timeout_s: float | None = None
+    """The time limit of each test run."""
 
     @property
     def test_runs(self) -> int:
