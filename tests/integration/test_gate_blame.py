@@ -92,20 +92,28 @@ def commit(repo_path: Path, base: str, edits: dict[str, str], when: int) -> str:
     return str(repo.create_commit(None, sig, sig, f"agent {when}", index.write_tree(repo), [parent.id]))
 
 
-def finished_run(repo: Path, run_id: str, plan: dict[str, dict[str, str]], finish: list[str]) -> RunRecord:
+def finished_run(repo: Path, run_id: str, plan: dict[str, dict[str, str]], finish: list[str],
+                 depends: dict[str, str] | None = None) -> RunRecord:
     """A finished run whose tasks are `plan` (in plan order) and finished in the
-    order `finish`; integrated in finish order, as `harness integrate` does by default."""
+    order `finish`; integrated in finish order, as `harness integrate` does by default.
+    A task in `depends` starts from the head of the task it names (listed before it
+    in `finish`), as a dependent task does."""
     ws = Workspace(repo)
     base = git(repo, "rev-parse", "HEAD")
+    depends = depends or {}
     t0 = utcnow()
     tasks = {}
-    for i, (tid, edits) in enumerate(plan.items()):
-        head = commit(repo, base, edits, 1_700_000_000 + i)
+    heads: dict[str, str] = {}
+    for i, tid in enumerate(sorted(plan, key=finish.index)):
+        heads[tid] = commit(repo, heads[depends[tid]] if tid in depends else base, plan[tid], 1_700_000_000 + i)
+    for tid in plan:
+        head = heads[tid]
         ws.set_ref(branch_ref(run_id, tid), head)
         tasks[tid] = AgentResult(task_id=tid, status=TaskStatus.succeeded, head_commit=head, base_commit=base,
                                  branch=f"harness/{run_id}/{tid}", started_at=t0,
                                  ended_at=t0 + timedelta(seconds=finish.index(tid) + 1))
-    raw = {"run": {"sandbox": {"type": "local"}, "test_cmd": TEST_CMD, "timeout_s": 120}}
+    raw = {"run": {"sandbox": {"type": "local"}, "test_cmd": TEST_CMD, "timeout_s": 120},
+           "task": [{"id": t, "depends_on": [depends[t]] if t in depends else []} for t in plan]}
     record = RunRecord(run_id=run_id, repo=str(ws.common), base_ref="main", base_commit=base, sandbox="local",
                        max_parallel=1, status="finished", tasks=tasks, task_order=list(plan), plan=raw)
     RunStore(ws, run_id).create(record)
@@ -193,6 +201,20 @@ def test_three_way_conflict_names_both_partners(target):
     probes = [r.tasks for r in report.runs if r.purpose == "partners"]
     assert probes[-1] == ["a", "c", "e"]  # the check that the two are enough
     assert "fails with a, c" in "\n".join(render.conflict_detail(conflict))
+
+
+def test_plan_order_puts_a_task_after_the_task_it_depends_on(target):
+    """x is listed first but depends on y (its branch holds y's work); y and z clash.
+    Folded in bare plan order x would come first and bring y's work with it, so x
+    would be named; the gate folds y before x and names y."""
+    plan = {"x": mod("x", 1), "z": mod("z", 6), "y": mod("y", 6)}
+    finished_run(target, "dp", plan, ["y", "z", "x"], depends={"x": "y"})
+
+    report = gate_run(Run.open(target, "dp"), sandbox="local")
+
+    assert report.order == "plan" and report.culprits == ["z"] and report.partners == {"z": ["y"]}
+    assert report.status == "green" and [r.tasks for r in report.runs if r.purpose == "bisect"][0] == ["y"]
+    assert Run.open(target, "dp").record.merge.folded == ["y", "x"]
 
 
 def test_a_culprit_broken_alone_gets_no_partner_search(target):
