@@ -434,11 +434,12 @@ class GateReport(Model):
     partners: dict[str, list[str]] = {}
     """Per culprit that passes alone, the earlier tasks it fails with (its semantic
     ConflictRecord's `partners`)."""
-    order: Literal["plan", "integration"] = "integration"
+    order: Literal["plan", "integration"] | None = None
     """The order the culprit search folded the branches in: plan (blame does not
     depend on the agents' finish order; the later of a clashing pair in the plan is
-    rejected) or integration (the integration's own order, when a fold in plan
-    order does not give the tree that was gated)."""
+    rejected) or integration (the integration's own order: when it was given
+    explicitly, or when a fold in plan order does not give the tree that was
+    gated). None: no search (green at once, or a record older than this field)."""
     test_timeout_s: float | None = None
     """The time limit of each test run."""
 

@@ -36,8 +36,9 @@ def gate(run_id: str, repo: Path, test_cmd: str | None, land: str | None, force_
          as_json: bool) -> None:
     """Test RUN's integration in a fresh sandbox; bisect culprits when red; land when green.
 
-    Of two branches that fail only together, the later one in the plan is rejected;
-    its record names the earlier one it clashes with.
+    Of two branches that fail only together, the later one in the plan (or in the
+    order given to `integrate --order given`) is rejected, whatever order the agents
+    finished in; its record names the earlier one it clashes with.
 
     Exit 0 green (and landed if asked), 1 red or land refused (REF moved since the
     gate started), 2 bad input (REF checked out in a worktree without --force-land too)."""
@@ -49,8 +50,11 @@ def gate(run_id: str, repo: Path, test_cmd: str | None, land: str | None, force_
     run = Run.open(repo, run_id)
     report = gate_run(run, test_cmd=test_cmd, land=land, force_land=force_land, rerun_failed=rerun_failed,
                       sandbox=sandbox, check_alone=check_alone, timeout_s=timeout_s, progress=stderr)
-    semantic = [c for c in run.reload().conflicts if c.conflict_class == "semantic" and c.task_id in report.partners]
-    click.echo(report.model_dump_json(indent=2) if as_json else views.gate_report(report, semantic))
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+    else:
+        semantic = [c for c in run.reload().conflicts if c.conflict_class == "semantic" and c.task_id in report.partners]
+        click.echo(views.gate_report(report, semantic))
     sys.exit(0 if report.status == "green" else 1)
 
 

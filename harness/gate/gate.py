@@ -7,9 +7,11 @@ Blame is stable: the search folds the branches in plan order (a task after the
 tasks it depends on), not in the integration's order, which is by default the
 agents' finish order. So of a pair that fails only together, the later one in the
 plan is rejected and the earlier one stays, however the agents finished; the
-rebuilt integration is in that order too. Only when folding in plan order does
-not give the tree that was gated (a conflict in that order) does the search keep
-the integration's order (GateReport.order says which). A culprit that passes
+rebuilt integration is in that order too. The search keeps the integration's
+order when it was given explicitly (`integrate --order given`, the bench's
+fastest-first: a deliberate priority, as stable as the plan's) and when folding in
+plan order does not give the tree that was gated (a conflict in that order);
+GateReport.order says which. A culprit that passes
 alone gets a semantic ConflictRecord naming its `partners`, the smallest set of
 earlier branches it fails with (culprits.find_partners); those runs have the
 purpose "partners".
@@ -204,7 +206,10 @@ class _Folds:
 
     def search_order(self, plan_order: list[str], progress: Progress) -> tuple[list[str], str]:
         """The folded branches in plan order when that fold gives the gated tree,
-        else in the integration's order; and which of the two it is."""
+        else (or when the integration's order was given explicitly) in the
+        integration's order; and which of the two it is."""
+        if self.merge.order == "given":
+            return self.seq, "integration"
         rank = {t: i for i, t in enumerate(plan_order)}
         planned = sorted(self.seq, key=lambda t: rank.get(t, len(rank)))
         if planned == self.seq:

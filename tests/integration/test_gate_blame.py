@@ -166,6 +166,19 @@ def test_semantic_pair_is_named_with_the_same_blame_whatever_the_finish_order(ta
     assert "mods/b.py" in files and "mods/e.py" not in files
 
 
+def test_an_order_given_to_integrate_is_kept_by_the_gate(target):
+    """`integrate --order given` is a deliberate priority (the bench folds the
+    fastest first), as stable as the plan's: the gate blames in that order."""
+    finished_run(target, "go", PAIR_PLAN, list("abcdef"))
+    integrate_run(Run.open(target, "go"), order="given", tasks=list("fedcba"))
+
+    report = gate_run(Run.open(target, "go"), sandbox="local")
+
+    assert report.order == "integration" and report.culprits == ["b"] and report.partners == {"b": ["e"]}
+    merge = Run.open(target, "go").record.merge
+    assert merge.order == "given" and merge.folded == list("fedca")
+
+
 def test_gate_output_names_the_partner_and_the_extra_runs(target):
     finished_run(target, "out", PAIR_PLAN, list("fedcba"))
 
