@@ -194,6 +194,10 @@ def test_gate_output_names_the_partner_and_the_extra_runs(target):
     assert f"  e: passes alone, fails with b (found in {n} extra test run(s))" in res.stdout
     assert "(the 4 branch(es) folded before it)" in res.stdout
     assert sum(1 for line in res.stdout.splitlines() if " partners " in line) == n  # the runs table
+    # the run's view names the partner too, in the branch's fate
+    shown = CliRunner().invoke(main, ["show", "out", "--repo", str(target)]).stdout
+    [row] = [line for line in shown.splitlines() if line.startswith("e ")]
+    assert "rejected_by_gate  failing python3 check.py (with b)" in row
     data = json.loads(CliRunner().invoke(main, ["gate", "out", "--repo", str(target), "--sandbox", "local",
                                                 "--json"]).stdout)
     assert data["status"] == "green"  # gated again: the rebuilt integration, green at once
