@@ -336,7 +336,7 @@ def test_finish_order_and_plan_order(tmp_path):
     heads = {t: commit(repo, base, {f"{t}.txt": t}) for t in ("x", "y", "z")}
     record = fake_run(repo, "o", heads)
     run = Run.open(repo, "o")
-    ws, store = run.ws, run.store
+    store = run.store
     tasks = dict(record.tasks)
     tasks["x"] = tasks["x"].model_copy(update={"ended_at": tasks["z"].ended_at + timedelta(seconds=5)})
     store.update(record, tasks=tasks)
