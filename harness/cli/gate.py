@@ -42,7 +42,8 @@ def gate(run_id: str, repo: Path, test_cmd: str | None, land: str | None, force_
 
     Exit 0 green (and landed if asked), 1 red or land refused (REF moved since the
     gate started), 2 bad input (REF checked out in a worktree without --force-land too)."""
-    from ..gate.gate import check_gate_options, gate_run
+    from ..gate.gate import gate_run
+    from ..gate.inputs import check_gate_options
     from ..repo.run import Run
 
     check_run_id(run_id)
