@@ -283,7 +283,8 @@ def _record(ws: Workspace, store: RunStore, report: GateReport, bis: Bisection,
         update["merge"] = new_merge
     store.update(record, **update)
     store.event("gate_finished", status=report.status, runs=report.test_runs, culprits=report.culprits,
-                tested=report.tested_commit, landed=report.landed_ref, land_error=report.land_error)
+                partners=report.partners, tested=report.tested_commit, landed=report.landed_ref,
+                land_error=report.land_error)
     target = report.tested_commit or gated
     existing = ws.read_note(target) or (note_text(new_merge) if new_merge and target == new_merge.head
                                          else "")
@@ -295,10 +296,12 @@ def gate_note(report: GateReport) -> str:
     """The gate's part of the note on the tested commit: a summary line, then JSON."""
     head = (f"harness gate {report.run_id}: {report.status} after {report.test_runs} test run(s)"
             + (f"; culprits {', '.join(report.culprits)}" if report.culprits else "")
+            + "".join(f" ({t} fails with {', '.join(p)})" for t, p in report.partners.items())
             + (f"; landed {report.landed_ref}" if report.landed_ref else ""))
     data = {"schema_version": report.schema_version, "run_id": report.run_id, "status": report.status,
             "tested_commit": report.tested_commit, "test_cmd": report.test_cmd,
-            "culprits": report.culprit_tests, "flaky": report.flaky, "landed_ref": report.landed_ref,
+            "culprits": report.culprit_tests, "partners": report.partners, "order": report.order,
+            "flaky": report.flaky, "landed_ref": report.landed_ref,
             "runs": [{"purpose": r.purpose, "commit": r.commit, "tasks": len(r.tasks), "ok": r.tests.ok,
                       "failing": r.tests.failing[:20]} for r in report.runs]}
     return head + "\n\n" + json.dumps(data, indent=1) + "\n"

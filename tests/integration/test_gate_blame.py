@@ -20,9 +20,9 @@ from gitutil import git, make_repo, write_plan
 from harness.cli import main
 from harness.cli import views as render
 from harness.gate.culprits import find_culprits, find_partners
-from harness.gate.gate import gate_run
+from harness.gate.gate import GATE_NOTE_MARK, gate_run
 from harness.integrate.integrator import integrate_run
-from harness.records import AgentResult, RunRecord, TaskStatus, utcnow
+from harness.records import AgentResult, ConflictRecord, GateReport, RunRecord, TaskStatus, TestReport, utcnow
 from harness.repo.run import Run
 from harness.repo.store import RunStore
 from harness.repo.workspace import Workspace, branch_ref
@@ -164,6 +164,9 @@ def test_semantic_pair_is_named_with_the_same_blame_whatever_the_finish_order(ta
     assert record.merge.folded == ["a", "b", "c", "d", "f"]
     files = git(target, "ls-tree", "-r", "--name-only", report.tested_commit).split()
     assert "mods/b.py" in files and "mods/e.py" not in files
+    gate_note = Run.open(target, "p").ws.read_note(report.tested_commit).split(GATE_NOTE_MARK)[1]
+    summary, data = gate_note.split("\n\n", 1)
+    assert "culprits e (e fails with b)" in summary and json.loads(data)["partners"] == {"e": ["b"]}
 
 
 def test_an_order_given_to_integrate_is_kept_by_the_gate(target):
@@ -241,6 +244,20 @@ def test_a_culprit_broken_alone_gets_no_partner_search(target):
     assert report.runs_for("alone") == 1 and report.runs_for("partners") == 0
     assert not [c for c in Run.open(target, "ba").record.conflicts if c.conflict_class == "semantic"]
     assert "blame    1 culprit(s) tested alone; 0 partner-search run(s)" in render.gate_report(report)
+
+
+def test_records_written_before_the_partner_search_still_read():
+    """The new fields are optional: a record without them reads with their defaults,
+    and one with a key this harness does not know reads too (the versioning policy)."""
+    old = {"schema_version": 1, "run_id": "r", "task_id": "e", "conflict_class": "semantic",
+           "ours_commit": "a" * 40, "theirs_commit": "b" * 40, "other_tasks": ["a", "b"]}
+    c = ConflictRecord.model_validate(old)
+    assert c.partners == [] and c.partner_runs == 0 and c.other_tasks == ["a", "b"]
+    assert "what was folded before it: a, b" in render.conflict_detail(c)[0]
+    g = GateReport.model_validate({"run_id": "r", "status": "green", "test_cmd": "t", "from_later": 1})
+    assert g.partners == {} and g.order is None and g.test_timeout_s is None
+    assert "blame" not in render.gate_report(g)
+    assert TestReport.model_validate({"exit_code": 0}).timed_out is False
 
 
 # --- the gate's own time limit ---------------------------------------------------------
