@@ -54,8 +54,9 @@ def gate(run_id: str, repo: Path, test_cmd: str | None, land: str | None, force_
     if as_json:
         click.echo(report.model_dump_json(indent=2))
     else:
-        semantic = [c for c in run.reload().conflicts if c.conflict_class == "semantic" and c.task_id in report.partners]
-        click.echo(views.gate_report(report, semantic))
+        recorded = run.reload().conflicts
+        click.echo(views.gate_report(report, [c for c in recorded if c.conflict_class == "semantic"
+                                              and c.task_id in report.partners]))
     sys.exit(0 if report.status == "green" else 1)
 
 

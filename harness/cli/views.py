@@ -326,7 +326,8 @@ def gate_report(g: GateReport, conflicts: Iterable[ConflictRecord] = ()) -> str:
                      f"run(s) for {len(g.partners)} semantic conflict(s)")
     semantic = list(conflicts)
     if semantic:
-        lines += ["", "semantic conflicts (the later in the plan is rejected):"]
+        lines += ["", f"semantic conflicts (the later in {'the plan' if g.order == 'plan' else 'the fold'} "
+                  "is rejected):"]
         for c in semantic:
             lines += conflict_detail(c)
     rows = [["#", "PURPOSE", "COMMIT", "BRANCHES", "RESULT", "SECONDS"]]

@@ -37,7 +37,8 @@ import pygit2
 from ..errors import GitError, LandRefused
 from ..integrate.integrator import fold, integration_ref, note_text
 from ..progress import Progress, quiet
-from ..records import ConflictRecord, FailureInfo, FoldResult, GateReport, GateRun, MergeReport, TaskStatus, utcnow
+from ..records import (ConflictRecord, FailureInfo, FoldResult, GateReport, GateRun, MergeReport, TaskStatus,
+                       utcnow)
 from ..repo.run import Run
 from ..repo.store import RunStore
 from ..repo.workspace import Workspace
