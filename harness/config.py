@@ -171,6 +171,10 @@ class RunConfig(_Config):
     dropped. The attempt goes on and its steps still count."""
     test_cmd: Command | None = None
     """Test command the gate runs on the merged result (not empty)."""
+    test_timeout_s: Seconds = 1800.0
+    """Time limit of each of the gate's test runs (at most a week; `harness gate
+    --timeout` overrides it). Separate from `timeout_s`: a whole test suite on the
+    merged result may take longer than one agent's attempt is given."""
     env: dict[str, str] = {}
 
     _coerce = field_validator("sandbox", "agent", mode="before")(lambda cls, v: coerce_typed(v))

@@ -40,7 +40,9 @@ def branch_fates(record: dict[str, Any]) -> dict[str, dict[str, str]]:
             fate, detail = "pending", ""
         elif tid in culprits or (step and step.get("outcome") == "rejected_by_gate"):
             failing = ((gate or {}).get("culprit_tests") or {}).get(tid, [])
-            fate, detail = "rejected_by_gate", "failing " + (", ".join(failing[:3]) or "tests")
+            partners = ((gate or {}).get("partners") or {}).get(tid, [])
+            fate, detail = "rejected_by_gate", ("failing " + (", ".join(failing[:3]) or "tests")
+                                                + (f" (with {', '.join(partners[:3])})" if partners else ""))
         elif result.get("status") not in ("succeeded", "rejected_by_gate"):
             fate, detail = "no_branch", ""
         elif merge is None:

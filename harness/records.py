@@ -140,7 +140,9 @@ class ConflictRecord(Model):
     merge_base: str | None = None
     paths: list[PathConflict] = []
     other_tasks: list[str] = []
-    """Tasks whose work the conflict is with, where known."""
+    """Textual: the tasks whose work changed the conflicting lines, where known.
+    Semantic: every task folded before it when the tests failed (the context; the
+    ones it actually clashes with are `partners`)."""
     failing_tests: list[str] = []
     detail: str = ""
     unrelated: bool = False
@@ -149,6 +151,12 @@ class ConflictRecord(Model):
     """What git's own merge would have done here that this merge cannot (directory
     rename detection), each with the paths it concerns; such a merge is reported
     as a conflict instead of a tree that silently differs from git's."""
+    partners: list[str] = []
+    """Semantic: the smallest set of earlier tasks found that it fails with (folded
+    onto the base with just these, the tests fail; without any one of them they
+    pass). Empty when not searched (textual, or a record older than the search)."""
+    partner_runs: int = 0
+    """Semantic: the test runs the partner search took (the gate's "partners" runs)."""
 
 
 class TaskSpec(Model):
@@ -379,6 +387,8 @@ class TestReport(Model):
     duration_s: float = 0.0
     reason: str | None = None
     output_tail: str = ""
+    timed_out: bool = False
+    """The run was stopped at its time limit (`reason` says after how long)."""
 
     @property
     def ok(self) -> bool:
@@ -393,7 +403,9 @@ class GateRun(Model):
     """gate (the integration head), rerun (its failures once more), bisect (a
     prefix of the folded sequence, during the culprit search), rebuilt (the
     integration rebuilt without the culprits found so far, gated again), base,
-    alone (a culprit folded alone, to tell a semantic conflict)."""
+    alone (a culprit folded alone, to tell a semantic conflict), partners (a
+    culprit that passes alone folded with some earlier branches, to name the ones
+    it clashes with)."""
     tests: TestReport
     log_path: str | None = None
 
@@ -425,6 +437,17 @@ class GateReport(Model):
     """The integration was rebuilt without the culprits (and its branch moved)."""
     land_error: str | None = None
     """Why landing was refused (the ref moved since the gate started)."""
+    partners: dict[str, list[str]] = {}
+    """Per culprit that passes alone, the earlier tasks it fails with (its semantic
+    ConflictRecord's `partners`)."""
+    order: Literal["plan", "integration"] | None = None
+    """The order the culprit search folded the branches in: plan (blame does not
+    depend on the agents' finish order; the later of a clashing pair in the plan is
+    rejected) or integration (the integration's own order: when it was given
+    explicitly, or when a fold in plan order does not give the tree that was
+    gated). None: no search (green at once, or a record older than this field)."""
+    test_timeout_s: float | None = None
+    """The time limit of each test run."""
 
     @property
     def test_runs(self) -> int:

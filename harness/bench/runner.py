@@ -64,7 +64,7 @@ def bench_plan(loaded: LoadedSpec, run_id: str) -> Plan:
     spec = loaded.spec
     run = RunConfig(id=run_id, base=spec.base, max_parallel=spec.max_parallel, sandbox=spec.sandbox,
                     timeout_s=spec.timeout_s, retries=spec.retries, test_cmd=spec.test_cmd, backoff_s=0.5,
-                    stall_s=spec.stall_s)
+                    stall_s=spec.stall_s, test_timeout_s=spec.test_timeout_s)
     return Plan(run=run, task=[TaskConfig(id=f.stem, strategy=str(f)) for f in loaded.strategy_files])
 
 
@@ -239,7 +239,9 @@ def _integrate_and_gate(run, improved, spec, runner, timeline, clock,
         failing = next((c.failing_tests for c in conflicts if c.task_id == culprit), [])
         merge_outcome[culprit] = ("rejected_by_gate", "breaks " + ", ".join(failing[:2]) if failing
                                   else "rejected by the gate")
-    last = gate.runs[-1].tests if gate.runs else None
+    # the run of the tested commit: runs after it (a culprit alone, its partner search) test others
+    tested = next((r.tests for r in reversed(gate.runs) if r.commit == gate.tested_commit), None)
+    last = tested or (gate.runs[-1].tests if gate.runs else None)
     return (gate.tested_commit if gate.status == "green" else None), last
 
 

@@ -187,7 +187,19 @@ def _indent(text: str, prefix: str) -> list[str]:
 
 
 def conflict_detail(c: ConflictRecord, max_lines: int = 8) -> list[str]:
-    """A conflict, path by path: kind, line ranges and the two sides' text."""
+    """A conflict, path by path: kind, line ranges and the two sides' text; a
+    semantic one: the tasks it fails with, what it cost to find them, the failing tests."""
+    if c.conflict_class == "semantic":
+        lines = [f"  {c.task_id}: passes alone, fails with "
+                 + (f"{', '.join(c.partners)} (found in {c.partner_runs} extra test run(s))" if c.partners
+                    else f"what was folded before it: {', '.join(c.other_tasks) or '-'}"),
+                 f"    ours {c.ours_commit[:10]} (the {len(c.other_tasks)} branch(es) folded before it), "
+                 f"theirs {c.theirs_commit[:10]}, base {(c.merge_base or '-')[:10]}"]
+        shown = c.failing_tests[:max_lines]
+        lines += [f"    failing {t}" for t in shown]
+        if len(c.failing_tests) > len(shown):
+            lines.append(f"    ... {len(c.failing_tests) - len(shown)} more failing test(s)")
+        return lines
     lines = [f"  {c.task_id}: ours {c.ours_commit[:10]} (integration), theirs {c.theirs_commit[:10]}, "
              f"base {(c.merge_base or '-')[:10]}"
              + (f"; also touched by {', '.join(c.other_tasks)}" if c.other_tasks else "")]
@@ -279,31 +291,50 @@ def forecast(fc: ConflictForecast) -> str:
 # --- gate ----------------------------------------------------------------------------
 
 
-def gate_report(g: GateReport) -> str:
+def gate_report(g: GateReport, conflicts: Iterable[ConflictRecord] = ()) -> str:
+    """The gate's result, its culprits (with the partners of semantic ones), the
+    search's cost and every test run; then `conflicts` (the semantic ones it recorded)."""
     lines = [f"gate of run {g.run_id}: {g.status.upper()} after {g.test_runs} test run(s)"
              + (f" ({g.reason})" if g.reason else "")]
     if g.tested_commit:
         lines.append(f"  tested   {g.tested_commit}")
-    lines.append(f"  command  {g.test_cmd}" + (f"  [{g.sandbox} sandbox]" if g.sandbox else ""))
+    setup = [f"{g.sandbox} sandbox"] if g.sandbox else []
+    if g.test_timeout_s is not None:
+        setup.append(f"{g.test_timeout_s:g}s a run")
+    lines.append(f"  command  {g.test_cmd}" + (f"  [{', '.join(setup)}]" if setup else ""))
     if g.landed_ref:
         lines.append(f"  landed   {g.landed_ref}: {(g.landed_from or '')[:10]} -> {(g.tested_commit or '')[:10]}")
     if g.land_error:
         lines.append(f"  NOT landed: {g.land_error}")
     for task in g.culprits:
         failing = g.culprit_tests.get(task, [])
+        partners = g.partners.get(task)
         lines.append(f"  culprit  {task}: " + (", ".join(failing[:5]) or "tests fail")
-                     + (f" +{len(failing) - 5} more" if len(failing) > 5 else ""))
+                     + (f" +{len(failing) - 5} more" if len(failing) > 5 else "")
+                     + (f" (passes alone; fails with {', '.join(partners)})" if partners else ""))
     if g.flaky:
         lines.append(f"  flaky    {', '.join(g.flaky)}")
     searched = g.runs_for("bisect", "base")
     if searched or g.culprits:
         branches = len(g.runs[0].tasks) if g.runs else 0
         lines.append(f"  search   {searched} bisect run(s) for {len(g.culprits)} culprit(s) among "
-                     f"{branches} branch(es); {g.runs_for('rebuilt')} rebuilt head(s) gated again")
+                     f"{branches} branch(es)" + (f" in {g.order} order" if g.order else "")
+                     + f"; {g.runs_for('rebuilt')} rebuilt head(s) gated again")
+    alone = g.runs_for("alone")
+    if alone:
+        lines.append(f"  blame    {alone} culprit(s) tested alone; {g.runs_for('partners')} partner-search "
+                     f"run(s) for {len(g.partners)} semantic conflict(s)")
+    semantic = list(conflicts)
+    if semantic:
+        lines += ["", f"semantic conflicts (the later in {'the plan' if g.order == 'plan' else 'the fold'} "
+                  "is rejected):"]
+        for c in semantic:
+            lines += conflict_detail(c)
     rows = [["#", "PURPOSE", "COMMIT", "BRANCHES", "RESULT", "SECONDS"]]
     for i, r in enumerate(g.runs, 1):
         t = r.tests
-        result = "pass" if t.ok else f"FAIL {len(t.failing)}" if t.failing else f"FAIL ({t.reason})"
+        result = ("pass" if t.ok else f"FAIL ({t.reason})" if t.timed_out or not t.failing
+                  else f"FAIL {len(t.failing)}")
         if t.source == "junit":
             result += f" ({t.passed}p/{t.failed}f/{t.errored}e/{t.skipped}s)"
         rows.append([str(i), r.purpose, r.commit[:10], str(len(r.tasks)), result, f"{t.duration_s:.1f}"])

@@ -25,6 +25,20 @@ sequence is blamed without testing the base: a queue would have rejected it too.
 Only if the rebuilt head is still red does the base become a candidate of the
 next search (n+1 outcomes instead of n, no more runs than the first search took),
 so a red base is reported as such instead of every branch being blamed in turn.
+
+Which of a clashing pair is blamed depends only on the order of `seq`; the gate
+passes the plan order, so the agents' finish order does not change the blame.
+
+A culprit that passes alone clashes with something folded before it (a semantic
+conflict). `find_partners` then names the smallest set of those earlier branches
+it fails with, by the same prefix search: the last branch of the shortest failing
+prefix of the candidates (folded with the culprit) is a partner; if the partners
+found so far and the culprit still pass together, the next partner lies in the
+prefix before the last one found. Each partner costs at most ceil(log2 n) *partners*
+runs, plus one to check the set found is enough (none when no candidate is left),
+so a pair among n earlier branches costs at most ceil(log2 n) + 1. Assuming a
+branch added to a failing fold never makes it pass, the set is minimal: without
+any one partner the culprit passes.
 """
 
 from __future__ import annotations
@@ -32,11 +46,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence
 
-Kind = Literal["rebuilt", "bisect", "base"]
+Kind = Literal["rebuilt", "bisect", "base", "alone", "partners"]
 Oracle = Callable[[tuple[str, ...], Kind], bool]
 """True when the fold of these branches (in this order, onto the base) passes. The
 kind says why it is asked: a rebuilt head (the whole sequence without the culprits
-found so far), a bisect probe (a proper prefix of it) or the base alone."""
+found so far), a bisect probe (a proper prefix of it), the base alone, a culprit
+alone, or a probe of the partner search (a culprit with some earlier branches)."""
 
 
 @dataclass(frozen=True)
@@ -122,3 +137,64 @@ def find_culprits(seq: Sequence[str], passes: Oracle, *, head_passes: bool | Non
         out.culprits.append(Culprit(task=items[hi - 1], failing=tuple(items[:hi])))
         del items[hi - 1]
         good = hi - 1
+
+
+@dataclass
+class Partners:
+    """What `find_partners` found for one culprit."""
+
+    task: str
+    alone_passes: bool
+    partners: tuple[str, ...] = ()
+    """The smallest set of earlier branches found that `task` fails with, in the
+    order of the sequence; empty when it fails alone."""
+    calls: list[tuple[tuple[str, ...], Kind, bool]] = field(default_factory=list)
+    """Every oracle call in order (branches, kind, passed): the alone run, then the search."""
+
+    @property
+    def semantic(self) -> bool:
+        """It passes alone and fails with the partners: a semantic conflict."""
+        return self.alone_passes and bool(self.partners)
+
+    @property
+    def search_runs(self) -> int:
+        """Oracle calls of the partner search itself (the alone run not counted)."""
+        return sum(1 for _, kind, _ in self.calls if kind == "partners")
+
+
+def find_partners(before: Sequence[str], task: str, passes: Oracle) -> Partners:
+    """The smallest set of the branches `before` that `task` fails with; see the
+    module docstring. `before + (task,)` is known to fail (the culprit's shortest
+    failing prefix) and `before` to pass. `task` alone is tested first (kind
+    "alone"); when it fails too there is nothing to search. Every probe folds a
+    subsequence of `before` followed by `task`. Exceptions from the oracle propagate.
+    """
+    out = Partners(task=task, alone_passes=False)
+    memo: dict[tuple[str, ...], bool] = {tuple(before) + (task,): False}
+
+    def test(branches: Sequence[str], kind: Kind) -> bool:
+        key = tuple(branches) + (task,)
+        if key not in memo:
+            memo[key] = bool(passes(key, kind))
+            out.calls.append((key, kind, memo[key]))
+        return memo[key]
+
+    out.alone_passes = test((), "alone")
+    if not out.alone_passes or not before:
+        return out
+    candidates = tuple(before)
+    found: tuple[str, ...] = ()
+    # invariant: candidates + found (+ task) fails, found (+ task) passes
+    while True:
+        lo, hi = 0, len(candidates)
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if test(candidates[:mid] + found, "partners"):
+                lo = mid
+            else:
+                hi = mid
+        found = (candidates[hi - 1],) + found
+        candidates = candidates[:hi - 1]
+        if not candidates or not test(found, "partners"):
+            out.partners = found
+            return out

@@ -124,7 +124,7 @@ def build_report(command: str, result: SandboxResult, workspace: Path, commit: s
     """The TestReport of one run: from the JUnit file when the command wrote one,
     else from the exit code (one failed "test" named by the command)."""
     junit_path = workspace / JUNIT_NAME
-    common = dict(commit=commit, command=command, exit_code=result.exit_code,
+    common = dict(commit=commit, command=command, exit_code=result.exit_code, timed_out=result.timed_out,
                   duration_s=round(result.duration_s, 3), output_tail=result.output_tail[-2000:])
     reason = result.reason or (f"exit code {result.exit_code}" if result.exit_code else None)
     if is_pytest(command) and junit_path.is_file():

@@ -89,6 +89,8 @@ class GateTester:
                                      "harness.attempt": str(n)})
         res = self.sandbox.run(req)
         report: TestReport = build_report(cmd, res, wt, commit)
+        if report.timed_out:
+            report = report.model_copy(update={"reason": f"timed out after {self.timeout_s:g}s"})
         run = GateRun(commit=commit, tasks=list(tasks), purpose=purpose, tests=report, log_path=str(log))
         self.runs.append(run)
         self.store.event("gate_run", purpose=purpose, commit=commit, tasks=len(tasks), ok=report.ok,
