@@ -127,7 +127,10 @@ def run_detail(record: dict) -> str:
                          f"ours {format_ranges(p.get('ours_ranges', []))} "
                          f"theirs {format_ranges(p.get('theirs_ranges', []))}")
         if c.get("conflict_class") == "semantic":
-            lines.append(f"  semantic conflict {c['task_id']}: failing {', '.join(c.get('failing_tests', [])[:5])}")
+            partners = c.get("partners") or []
+            lines.append(f"  semantic conflict {c['task_id']}"
+                         + (f" with {', '.join(partners)}" if partners else "")
+                         + f": failing {', '.join(c.get('failing_tests', [])[:5])}")
     g = record.get("gate")
     if g:
         culprits, landed = g.get("culprits", []), g.get("landed_ref")

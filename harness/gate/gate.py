@@ -37,8 +37,7 @@ import pygit2
 from ..errors import GitError, LandRefused
 from ..integrate.integrator import fold, integration_ref, note_text
 from ..progress import Progress, quiet
-from ..records import (ConflictRecord, FailureInfo, FoldResult, GateReport, GateRun, MergeReport, TaskStatus,
-                       utcnow)
+from ..records import ConflictRecord, FoldResult, GateReport, GateRun, MergeReport, utcnow
 from ..repo.run import Run
 from ..repo.store import RunStore
 from ..repo.workspace import Workspace
@@ -266,20 +265,12 @@ def _rebuild(ws: Workspace, folds: _Folds, merge: MergeReport, bis: Bisection,
 def _record(ws: Workspace, store: RunStore, report: GateReport, bis: Bisection,
             culprit_runs: dict[str, GateRun], semantic: dict[str, ConflictRecord],
             new_merge: MergeReport | None, gated: str) -> None:
+    # The agents' results stay as their agents ended: what the gate made of a branch is
+    # its fate (fates.py), read from the report, the merge steps and the semantic records.
     record = store.load()
-    tasks = dict(record.tasks)
-    for task, run in culprit_runs.items():
-        failing = ", ".join(run.tests.failing[:5]) or "the tests"
-        partners = semantic[task].partners if task in semantic else []
-        why = (f"rejected by the gate: failing {failing} once folded with {', '.join(partners)} "
-               "(passes alone)" if partners else f"rejected by the gate: failing {failing}")
-        if task in tasks:
-            tasks[task] = tasks[task].model_copy(update={
-                "status": TaskStatus.rejected_by_gate, "exit_reason": why,
-                "failure": FailureInfo(kind="rejected_by_gate", message=why)})
     conflicts = [c for c in record.conflicts
                  if not (c.conflict_class == "semantic" and c.task_id in semantic)]
-    update = {"tasks": tasks, "conflicts": conflicts + list(semantic.values()), "gate": report}
+    update = {"conflicts": conflicts + list(semantic.values()), "gate": report}
     if new_merge is not None and new_merge.ref_moved:
         update["merge"] = new_merge
     store.update(record, **update)

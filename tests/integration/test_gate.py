@@ -20,6 +20,7 @@ from harness.cli import views as render
 from harness.gate.culprits import find_culprits
 from harness.cli import main
 from harness.errors import UsageError
+from harness.fates import branch_fates
 from harness.gate.gate import GATE_NOTE_MARK, gate_run
 from harness.integrate.integrator import integrate_run, integration_ref
 from harness.run.lifecycle import run_plan
@@ -184,9 +185,10 @@ def test_clashing_pair_later_one_rejected_other_lands(tmp_path, sandbox):
         [*BASE_FILES, "mods/a.py", "mods/c.py"])
     assert {s.task_id: s.outcome for s in record.merge.steps} == {
         "a": "folded", "b": "rejected_by_gate", "c": "folded"}
-    assert record.tasks["b"].status == TaskStatus.rejected_by_gate
-    assert "test_total_within_budget" in record.tasks["b"].exit_reason
-    assert record.tasks["a"].status == record.tasks["c"].status == TaskStatus.succeeded
+    assert all(r.status == TaskStatus.succeeded for r in record.tasks.values())  # how the agents ended
+    fates = branch_fates(record.model_dump(mode="json"))
+    assert fates["b"]["fate"] == "rejected_by_gate" and "test_total_within_budget" in fates["b"]["detail"]
+    assert fates["a"]["fate"] == fates["c"]["fate"] == "landed"
     [conflict] = [c for c in record.conflicts if c.conflict_class == "semantic"]
     assert conflict.task_id == "b" and conflict.other_tasks == ["a"]
     assert conflict.failing_tests == ["tests/test_budget.py::test_total_within_budget"]
@@ -297,7 +299,7 @@ def test_every_branch_rejected_is_red(target, sandbox):
     assert report.status == "red" and report.culprits == ["a", "b"] and report.tested_commit is None
     record = Run.open(target, "rx").record
     assert record.merge.head == record.base_commit
-    assert all(r.status == TaskStatus.rejected_by_gate for r in record.tasks.values())
+    assert {f["fate"] for f in branch_fates(record.model_dump(mode="json")).values()} == {"rejected_by_gate"}
     assert not [c for c in record.conflicts if c.conflict_class == "semantic"]  # broken alone
 
 

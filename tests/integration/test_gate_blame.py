@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from gitutil import git, make_repo, write_plan
 from harness.cli import main
 from harness.cli import views as render
+from harness.fates import branch_fates
 from harness.gate.culprits import find_culprits, find_partners
 from harness.gate.gate import GATE_NOTE_MARK, gate_run
 from harness.integrate.integrator import integrate_run
@@ -150,8 +151,9 @@ def test_semantic_pair_is_named_with_the_same_blame_whatever_the_finish_order(ta
     assert conflict.task_id == "e" and conflict.partners == ["b"]
     assert conflict.other_tasks == ["a", "b", "c", "d"]  # what was folded before it, in plan order
     assert conflict.partner_runs == report.runs_for("partners") <= math.ceil(math.log2(4)) + 1
-    assert record.tasks["e"].status == TaskStatus.rejected_by_gate
-    assert "with b (passes alone)" in record.tasks["e"].exit_reason
+    assert record.tasks["e"].status == TaskStatus.succeeded  # the agent's own status stays
+    assert branch_fates(record.model_dump(mode="json"))["e"] == {
+        "fate": "rejected_by_gate", "detail": f"failing {TEST_CMD} (with b)"}
     assert record.tasks["b"].status == TaskStatus.succeeded
     # the rebuilt integration is the tested commit, folded in plan order without e
     assert record.merge.head == report.tested_commit
@@ -197,6 +199,7 @@ def test_gate_output_names_the_partner_and_the_extra_runs(target):
     shown = CliRunner().invoke(main, ["show", "out", "--repo", str(target)]).stdout
     [row] = [line for line in shown.splitlines() if line.startswith("e ")]
     assert f"rejected_by_gate  failing {TEST_CMD} (with b)" in row
+    assert "  semantic conflict e with b: failing" in shown
     data = json.loads(CliRunner().invoke(main, ["gate", "out", "--repo", str(target), "--sandbox", "local",
                                                 "--json"]).stdout)
     assert data["status"] == "green"  # gated again: the rebuilt integration, green at once
