@@ -90,96 +90,99 @@ def run_bench(spec_path: Path, *, repo: Path | None = None, run_id: str | None =
     if record.status == "cancelled":
         raise Cancelled(f"bench cancelled by {record.cancelled_by}; the strategies' work is kept in run "
                         f"{run_id} (`harness resume {run_id}` finishes the agents)", record.cancelled_by)
-    base = record.base_commit
-    runner = Runner(ws, store, spec, progress, clock)
-    _agent_timeline(record, timeline, t0)
+    # The measuring, integrating and gating below run in scratch worktrees and sandboxes
+    # of this run: hold its writer lock, so `harness clean --stale` leaves them alone.
+    with store.writer("bench"):
+        base = record.base_commit
+        runner = Runner(ws, store, spec, progress, clock)
+        _agent_timeline(record, timeline, t0)
 
-    candidates = [r for r in record.tasks.values() if r.status == TaskStatus.succeeded
-                  and r.head_commit and r.head_commit != base]
-    progress(f"tests: baseline and {len(candidates)} strategy branch(es)")
-    tests = _run_tests(runner, [("baseline", base)] + [(r.task_id, r.head_commit) for r in candidates],
-                       timeline, clock)
-    if not tests["baseline"].ok:
-        raise UsageError(f"the baseline's own tests fail ({', '.join(tests['baseline'].failing[:3])}); "
-                         "fix the target first")
-    passing = [r for r in candidates if tests[r.task_id].ok]
+        candidates = [r for r in record.tasks.values() if r.status == TaskStatus.succeeded
+                      and r.head_commit and r.head_commit != base]
+        progress(f"tests: baseline and {len(candidates)} strategy branch(es)")
+        tests = _run_tests(runner, [("baseline", base)] + [(r.task_id, r.head_commit) for r in candidates],
+                           timeline, clock)
+        if not tests["baseline"].ok:
+            raise UsageError(f"the baseline's own tests fail ({', '.join(tests['baseline'].failing[:3])}); "
+                             "fix the target first")
+        passing = [r for r in candidates if tests[r.task_id].ok]
 
-    baseline = Side("baseline", base)
-    sides = {r.task_id: Side(r.task_id, r.head_commit) for r in passing}
-    progress(f"measuring baseline and {len(sides)} strategies: {spec.warmups} warm-up(s) + "
-             f"{spec.repeats} rounds, interleaved")
-    runner.measure([baseline, *sides.values()], "strategies")
-    _sample_timeline([baseline, *sides.values()], timeline, "bench")
-    if baseline.error or not baseline.samples:
-        raise UsageError(f"the baseline benchmark failed: {baseline.error}")
-    comparisons = {name: _compare(spec, baseline.samples, s.samples)
-                   for name, s in sides.items() if s.samples and not s.error}
-    improved = sorted((n for n, c in comparisons.items() if _to_integrate(spec.integrate, c)),
-                      key=lambda n: -comparisons[n].speedup)
+        baseline = Side("baseline", base)
+        sides = {r.task_id: Side(r.task_id, r.head_commit) for r in passing}
+        progress(f"measuring baseline and {len(sides)} strategies: {spec.warmups} warm-up(s) + "
+                 f"{spec.repeats} rounds, interleaved")
+        runner.measure([baseline, *sides.values()], "strategies")
+        _sample_timeline([baseline, *sides.values()], timeline, "bench")
+        if baseline.error or not baseline.samples:
+            raise UsageError(f"the baseline benchmark failed: {baseline.error}")
+        comparisons = {name: _compare(spec, baseline.samples, s.samples)
+                       for name, s in sides.items() if s.samples and not s.error}
+        improved = sorted((n for n, c in comparisons.items() if _to_integrate(spec.integrate, c)),
+                          key=lambda n: -comparisons[n].speedup)
 
-    merge_outcome: dict[str, tuple[str, str | None]] = {}
-    integration = None
-    if improved:
-        integration, tests["integration"] = _integrate_and_gate(run, improved, spec, runner, timeline,
-                                          clock, merge_outcome, progress)
-    integ_report = None
-    if integration is not None:
-        progress("measuring the integration against the baseline")
-        ref_base = Side("baseline", base)
-        integ = Side("integration", integration)
-        runner.measure([ref_base, integ], "integration")
-        _sample_timeline([integ], timeline, "bench")
-        cmp = _compare(spec, ref_base.samples, integ.samples) if integ.samples and ref_base.samples else None
-        integ_tests = tests.pop("integration", None)
-        integ_report = CandidateReport(
-            name="integration", task_id="integration", branch=f"harness/{run_id}/integration",
-            head_commit=integration, status="succeeded" if integ.samples else "failed",
-            exit_reason=integ.error, tests=TestSummary.from_test_report(integ_tests) if integ_tests else None,
-            measurement=Measurement.from_samples(integ.samples, warmups_dropped=len(integ.warmups))
-            if integ.samples else None,
-            comparison=cmp, merge_outcome="folded",
-            reference=Measurement.from_samples(ref_base.samples, warmups_dropped=len(ref_base.warmups))
-            if ref_base.samples else None,
-            merge_detail=f"{len([o for o in merge_outcome.values() if o[0] == 'folded'])} strategies folded")
+        merge_outcome: dict[str, tuple[str, str | None]] = {}
+        integration = None
+        if improved:
+            integration, tests["integration"] = _integrate_and_gate(run, improved, spec, runner, timeline,
+                                              clock, merge_outcome, progress)
+        integ_report = None
+        if integration is not None:
+            progress("measuring the integration against the baseline")
+            ref_base = Side("baseline", base)
+            integ = Side("integration", integration)
+            runner.measure([ref_base, integ], "integration")
+            _sample_timeline([integ], timeline, "bench")
+            cmp = _compare(spec, ref_base.samples, integ.samples) if integ.samples and ref_base.samples else None
+            integ_tests = tests.pop("integration", None)
+            integ_report = CandidateReport(
+                name="integration", task_id="integration", branch=f"harness/{run_id}/integration",
+                head_commit=integration, status="succeeded" if integ.samples else "failed",
+                exit_reason=integ.error, tests=TestSummary.from_test_report(integ_tests) if integ_tests else None,
+                measurement=Measurement.from_samples(integ.samples, warmups_dropped=len(integ.warmups))
+                if integ.samples else None,
+                comparison=cmp, merge_outcome="folded",
+                reference=Measurement.from_samples(ref_base.samples, warmups_dropped=len(ref_base.warmups))
+                if ref_base.samples else None,
+                merge_detail=f"{len([o for o in merge_outcome.values() if o[0] == 'folded'])} strategies folded")
 
-    to_profile = {"baseline": base, **{n: s.commit for n, s in sides.items()},
-                  **({"integration": integration} if integration else {})}
-    progress(f"profiling {len(to_profile)} trees: " + ", ".join(to_profile))
-    art = store.dir / "bench" / "artifacts"
-    art.mkdir(parents=True, exist_ok=True)
-    profiles = _profiles(runner, to_profile, art, timeline, clock, progress)
+        to_profile = {"baseline": base, **{n: s.commit for n, s in sides.items()},
+                      **({"integration": integration} if integration else {})}
+        progress(f"profiling {len(to_profile)} trees: " + ", ".join(to_profile))
+        art = store.dir / "bench" / "artifacts"
+        art.mkdir(parents=True, exist_ok=True)
+        profiles = _profiles(runner, to_profile, art, timeline, clock, progress)
 
-    reports = []
-    record = run.reload()
-    for tid in record.task_order:
-        r = record.tasks[tid]
-        side = sides.get(tid)
-        outcome, detail = _outcome(r, tests.get(tid), side, comparisons.get(tid), merge_outcome)
-        reports.append(CandidateReport(
-            name=r.strategy or tid, task_id=tid, branch=r.branch, head_commit=r.head_commit,
-            status=r.status.value, exit_reason=r.exit_reason, attempts=len(r.attempts),
-            retries=r.retries, attempt_log=[AttemptRecord.from_attempt(a) for a in r.attempts],
-            tests=TestSummary.from_test_report(tests[tid]) if tid in tests else None,
-            measurement=Measurement.from_samples(side.samples, warmups_dropped=len(side.warmups),
-                                                 profile=profiles.get(tid))
-            if side and side.samples else None,
-            comparison=comparisons.get(tid), merge_outcome=outcome, merge_detail=detail))
-    if integ_report is not None and integ_report.measurement is not None:
-        integ_report = integ_report.model_copy(update={"measurement": integ_report.measurement.model_copy(
-            update={"profile": profiles.get("integration")})})
-    base_meas = Measurement.from_samples(baseline.samples, warmups_dropped=len(baseline.warmups),
-                                         profile=profiles.get("baseline"))
-    report = BenchReport(
-        run_id=run_id, created_at=record.created_at,
-        target=Target(name=spec.name, path=str(repo_path), base_commit=base),
-        spec=loaded.raw, metric=Metric(name=spec.metric, unit=spec.unit, direction=spec.direction),
-        machine=Machine.current(), baseline=base_meas, candidates=reports, integration=integ_report,
-        timeline=sorted(timeline, key=lambda e: (e.start, e.lane)),
-        summary=build_summary(base_meas, reports, integ_report),
-    )
-    _, html = write_report(report, store.dir / "bench")
-    store.event("bench_finished", report=str(html))
-    return report, html
+        reports = []
+        record = run.reload()
+        for tid in record.task_order:
+            r = record.tasks[tid]
+            side = sides.get(tid)
+            outcome, detail = _outcome(r, tests.get(tid), side, comparisons.get(tid), merge_outcome)
+            reports.append(CandidateReport(
+                name=r.strategy or tid, task_id=tid, branch=r.branch, head_commit=r.head_commit,
+                status=r.status.value, exit_reason=r.exit_reason, attempts=len(r.attempts),
+                retries=r.retries, attempt_log=[AttemptRecord.from_attempt(a) for a in r.attempts],
+                tests=TestSummary.from_test_report(tests[tid]) if tid in tests else None,
+                measurement=Measurement.from_samples(side.samples, warmups_dropped=len(side.warmups),
+                                                     profile=profiles.get(tid))
+                if side and side.samples else None,
+                comparison=comparisons.get(tid), merge_outcome=outcome, merge_detail=detail))
+        if integ_report is not None and integ_report.measurement is not None:
+            integ_report = integ_report.model_copy(update={"measurement": integ_report.measurement.model_copy(
+                update={"profile": profiles.get("integration")})})
+        base_meas = Measurement.from_samples(baseline.samples, warmups_dropped=len(baseline.warmups),
+                                             profile=profiles.get("baseline"))
+        report = BenchReport(
+            run_id=run_id, created_at=record.created_at,
+            target=Target(name=spec.name, path=str(repo_path), base_commit=base),
+            spec=loaded.raw, metric=Metric(name=spec.metric, unit=spec.unit, direction=spec.direction),
+            machine=Machine.current(), baseline=base_meas, candidates=reports, integration=integ_report,
+            timeline=sorted(timeline, key=lambda e: (e.start, e.lane)),
+            summary=build_summary(base_meas, reports, integ_report),
+        )
+        _, html = write_report(report, store.dir / "bench")
+        store.event("bench_finished", report=str(html))
+        return report, html
 
 
 # --- phases ------------------------------------------------------------------------------

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict
 from ..ids import id_problem
 from ..errors import HarnessError
 
-from ..repo.store import RunStore, list_runs
+from ..repo.runlog import list_raw
+from ..repo.store import RunStore
 from ..repo.workspace import Workspace
 from . import images
 
@@ -311,7 +312,7 @@ def _find_processes(ws: Workspace) -> list[Leftover]:
 def _interrupted(ws: Workspace, repo_arg: str) -> Check:
     """Runs whose process died mid-run: `harness resume` keeps what their attempts left
     in their worktrees (which `clean` without --force never deletes) and finishes them."""
-    runs = [e.run_id for e in list_runs(ws) if e.record is not None and e.record.status == "interrupted"]
+    runs = [e.run_id for e in list_raw(ws.root / "runs") if e.record is not None and e.record["status"] == "interrupted"]
     if not runs:
         return Check(name="interrupted runs", status="ok", detail="none")
     return Check(name="interrupted runs", status="warn",

@@ -156,3 +156,37 @@ def test_not_slower_policy_folds_the_neutral_and_shows_conflict_and_gate_rejecti
     text = summary_text(report, html)
     assert "every strategy whose tests pass, unless measured significantly slower" in text
     assert "unless measured significantly slower" in html.read_text()
+
+
+def test_clean_stale_leaves_a_measuring_bench_alone(tmp_path):
+    """While the bench measures in its scratch worktrees it holds its run's lock, so a
+    `harness clean --stale` meanwhile removes nothing of it."""
+    import threading
+
+    spec = _target(tmp_path, {"neutral": ("echo '# tidy' >> pad.py", ["pad.py"], {})}, spec_extra="")
+    gate = tmp_path / "measuring"
+    text = spec.read_text().replace('bench_cmd = "python3 bench.py"',
+                                    f'bench_cmd = "touch {gate}; while [ ! -e {gate}.go ]; do sleep 0.05; done; '
+                                    'python3 bench.py"').replace("repeats = 7", "repeats = 3")
+    spec.write_text(text)
+    result: dict = {}
+    bench = threading.Thread(target=lambda: result.update(
+        zip(("report", "html"), run_bench(spec, run_id="b3", cache_dir=tmp_path / "cache"))))
+    bench.start()
+    try:
+        for _ in range(1200):
+            if gate.exists() or not bench.is_alive():
+                break
+            threading.Event().wait(0.05)
+        assert gate.exists(), "the bench never reached its measurement"
+        target = tmp_path / "cache"
+        repo = next(p.parent for p in target.rglob(".git") if p.is_dir())
+        trees = sorted((repo / ".git/harness/worktrees/b3").iterdir())
+        assert trees, "the bench measures in scratch worktrees of its run"
+        swept = harness("clean", "--stale", "--repo", str(repo))
+        assert swept.returncode == 0, swept.stderr
+        assert sorted((repo / ".git/harness/worktrees/b3").iterdir()) == trees
+    finally:
+        (tmp_path / "measuring.go").touch()
+        bench.join(timeout=300)
+    assert result["report"].baseline.samples
