@@ -14,7 +14,7 @@ from typing import Iterable, Mapping
 import pygit2
 
 from ..records import ConflictRecord, PathConflict
-from .gitmerge import GitMerger
+from ..repo.gitmerge import GitMerger
 from .hunks import conflict_hunks, is_binary
 
 Entry = pygit2.IndexEntry | None

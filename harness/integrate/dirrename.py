@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pygit2
 
 from ..records import PathConflict
-from .gitmerge import GitMerger
+from ..repo.gitmerge import GitMerger
 
 NOT_ATTEMPTED = "directory rename detection (git's merge.directoryRenames)"
 

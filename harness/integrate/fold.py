@@ -24,7 +24,7 @@ from ..records import ConflictRecord, FoldResult, MergeStep
 from ..repo.workspace import AUTHOR, Workspace
 from .conflict_record import conflict_record, unrelated_record
 from .dirrename import NOT_ATTEMPTED, MissedMove, missed_moves
-from .gitmerge import GitMerger
+from ..repo.gitmerge import GitMerger
 
 Policy = Literal["skip", "retry", "fail"]
 Resolver = Callable[[str, ConflictRecord, str], str | None]

@@ -19,7 +19,7 @@ import pygit2
 from ..records import ConflictForecast, ForecastPair, ForecastPath, ForecastTask, HunkRange, TaskStatus
 from ..repo.run import Run
 from ..repo.workspace import Workspace, attempt_ref, branch_ref
-from .gitmerge import GitMerger
+from ..repo.gitmerge import GitMerger
 from .hunks import Hunk, spans_collide
 
 _D = pygit2.enums.DiffOption

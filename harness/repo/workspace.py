@@ -440,12 +440,15 @@ class Workspace:
     def merged_base(self, commits: list[str], message: str) -> str:
         """One commit that holds all of `commits`: the commit itself when there is
         one, else merge commits of them (no ref moves). Raises GitError on conflict."""
+        from .gitmerge import GitMerger  # merged as git merges (the fold's own merge)
+
         repo = self.repo()
+        merger = GitMerger(repo)
         sig = pygit2.Signature(*AUTHOR)
         acc = pygit2.Oid(hex=commits[0])
         for other in commits[1:]:
             theirs = pygit2.Oid(hex=other)
-            index = repo.merge_commits(acc, theirs)
+            index = merger.merge_commits(acc, theirs)
             if index.conflicts is not None:
                 paths = sorted({(o or t or a).path for a, o, t in index.conflicts})
                 raise GitError(f"dependencies conflict in {', '.join(paths)}")

@@ -12,8 +12,8 @@ import pytest
 
 from gitutil import git
 from harness.integrate.fold import fold
-from harness.integrate.gitmerge import GIT_RENAME_LIMIT, GitMerger, rename_limit
-from harness.integrate.similarity import Spans, git_similarity
+from harness.repo.gitmerge import GIT_RENAME_LIMIT, GitMerger, rename_limit
+from harness.repo.similarity import Spans, git_similarity
 
 SIG = pygit2.Signature("t", "t@example.com", 1_700_000_000, 0)
 BLOB = pygit2.enums.FileMode.BLOB
@@ -109,6 +109,29 @@ def test_interleaved_changelog_merges_as_git_does(tmp_path):
     step = assert_like_git(tmp_path / "r", repo, ours, theirs)
     text = repo[repo[step.tree]["CHANGES.rst"].id].data.decode()
     assert text.index("Change t1") > text.index("Version 2.0.0")
+
+
+def test_a_task_with_two_dependencies_starts_from_gits_merge_of_them(tmp_path):
+    """The base of a task that depends on two others is their merge, made the way the
+    fold merges (Workspace.merged_base), so it is git's answer too."""
+    from harness.repo.workspace import Workspace
+
+    path = tmp_path / "r"
+    repo = new_repo(path)
+    olds = [_entry(f"b{i}", 100 + i) for i in range(12)]
+    base = commit(repo, [], {"CHANGES.rst": "Changelog\n\n" + _section("2.0.0", "Unreleased", olds)})
+    ours = commit(repo, [base], edits={"CHANGES.rst": "Changelog\n\n"
+                  + _section("2.1.0", "Unreleased", [_entry("o1", 201), _entry("o2", 202)]) + "\n\n"
+                  + _section("2.0.1", "Unreleased", [_entry("o3", 203), _entry("o4", 204)]) + "\n\n"
+                  + _section("2.0.0", "Released 2026-01-01", olds[:11] + [_entry("o5", 205), _entry("o6", 206)])})
+    theirs = commit(repo, [base], edits={"CHANGES.rst": "Changelog\n\n"
+                    + _section("2.0.0", "Unreleased", [_entry("t1", 301)] + olds)})
+    assert libgit2_default(repo, base, ours, theirs).conflicts is not None  # libgit2's default conflicts
+    repo.references.create("refs/heads/main", base)
+    outcome, tree, _ = git_answer(path, ours, theirs)
+    assert outcome == "clean"
+    merged = Workspace(path).merged_base([ours, theirs], "dependencies")
+    assert str(repo[merged].peel(pygit2.Commit).tree_id) == tree
 
 
 # --- 2. rename limit: more than 1,000 changed paths ------------------------------------
