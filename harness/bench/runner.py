@@ -230,7 +230,9 @@ def _integrate_and_gate(run, improved, spec, runner, timeline, clock,
             merge_outcome[step.task_id] = ("folded", None)
         elif step.conflict is not None:
             paths = ", ".join(p.path for p in step.conflict.paths[:3])
-            merge_outcome[step.task_id] = ("conflicted", f"conflict in {paths}")
+            others = step.conflict.other_tasks
+            merge_outcome[step.task_id] = ("conflicted", f"conflict in {paths}"
+                                           + (f" with {', '.join(others[:3])}" if others else ""))
     if not report.folded:
         return None, None
     start = clock()
@@ -239,9 +241,12 @@ def _integrate_and_gate(run, improved, spec, runner, timeline, clock,
                                   status=gate.status, start=start, end=clock()))
     conflicts = run.reload().conflicts
     for culprit in gate.culprits:
-        failing = next((c.failing_tests for c in conflicts if c.task_id == culprit), [])
-        merge_outcome[culprit] = ("rejected_by_gate", "breaks " + ", ".join(failing[:2]) if failing
-                                  else "rejected by the gate")
+        semantic = next((c for c in conflicts if c.task_id == culprit and c.conflict_class == "semantic"), None)
+        failing = semantic.failing_tests if semantic else gate.culprit_tests.get(culprit, [])
+        merge_outcome[culprit] = ("rejected_by_gate", ("breaks " + ", ".join(failing[:2]) if failing
+                                                       else "rejected by the gate")
+                                  + (f" together with {', '.join(semantic.partners)}"
+                                     if semantic and semantic.partners else ""))
     # the run of the tested commit: runs after it (a culprit alone, its partner search) test others
     tested = next((r.tests for r in reversed(gate.runs) if r.commit == gate.tested_commit), None)
     last = tested or (gate.runs[-1].tests if gate.runs else None)

@@ -150,6 +150,8 @@ def test_not_slower_policy_folds_the_neutral_and_shows_conflict_and_gate_rejecti
     assert "work.py" in by["smaller-work-too"].merge_detail
     assert by["cut-more"].merge_outcome == "rejected_by_gate"
     assert "test_work_left" in by["cut-more"].merge_detail
+    assert by["cut-more"].merge_detail.endswith("together with smaller-work")  # the pair, named
+    assert by["smaller-work-too"].merge_detail == "conflict in work.py with smaller-work"
     s = report.summary
     assert (s.folded, s.conflicted, s.rejected_by_gate, s.not_improved) == (2, 1, 1, 1)
     assert report.integration is not None and s.significant and s.speedup > 2
