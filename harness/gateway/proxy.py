@@ -409,6 +409,7 @@ class Proxy:
         out = web.StreamResponse(status=resp.status, headers=headers)
         x.entry["response"] = {"status": resp.status, "headers": headers, "chunks": []}
         meter, scrubber, pieces = UsageMeter(), StreamScrubber(self._secrets), []
+        accounted = False
         x.entry["outcome"] = "ok"
         try:
             await out.prepare(x.request)
@@ -430,6 +431,9 @@ class Proxy:
             if tail:
                 pieces.append(tail)
                 await out.write(tail)
+            # Spend is counted before the agent sees the end, so it is there when the agent is done.
+            self._account(x, up, meter.usage)
+            accounted = True
             await out.write_eof()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             x.entry.update(outcome="client_gone", error="the client closed the connection mid-stream")
@@ -437,7 +441,8 @@ class Proxy:
             resp.release()
             x.entry["response"]["chunks"] = [len(p) for p in pieces]
             x.response_body = b"".join(pieces)
-            self._account(x, up, meter.usage)
+            if not accounted:
+                self._account(x, up, meter.usage)
         return out
 
 
