@@ -307,7 +307,6 @@ class Proxy:
             t_try = time.perf_counter()
             record = {"n": n, "status": None, "error": None, "elapsed_s": None, "wait_s": None}
             tries.append(record)
-            streaming = False
             try:
                 try:
                     resp = await self.session.request(x.request.method, url, data=body, headers=headers,
@@ -326,8 +325,7 @@ class Proxy:
                     if resp.status < 500 and resp.status != 429:
                         if is_sse:
                             up.breaker.success()
-                            streaming = True
-                            return await self._relay_stream(x, up, resp)
+                            return await self._relay_stream(x, up, resp)  # holds the slot to the end
                         try:
                             data = await resp.read()
                         except _RETRYABLE as exc:
@@ -352,8 +350,7 @@ class Proxy:
                         final = (resp, data)
                     resp.release()
             finally:
-                if not streaming:
-                    up.limiter.release()
+                up.limiter.release()
             if n < cfg.retries and up.breaker.allows():
                 wait = backoff_s(n + 1, cfg.backoff_s, cfg.max_backoff_s, retry_after)
                 record["wait_s"] = round(wait, 6)
