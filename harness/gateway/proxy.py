@@ -72,6 +72,7 @@ class Exchange:
     t0: float = field(default_factory=time.perf_counter)
     entry: dict = field(default_factory=dict)
     response_body: bytes | None = None
+    finished: bool = False
 
 
 def error_response(protocol: str, status: int, kind: str, message: str,
@@ -211,10 +212,17 @@ class Proxy:
             x.entry["outcome"] = x.entry["outcome"] or "client_gone"
             raise
         finally:
-            x.entry["elapsed_s"] = round(time.perf_counter() - x.t0, 6)
-            if self.recorder is not None and grant.trace is not None:
-                self.recorder.record(grant.trace, x.entry, body, x.parsed, x.response_body)
+            self.finish(x)
         return resp
+
+    def finish(self, x: Exchange) -> None:
+        """Hand the exchange to the recorder, once."""
+        if x.finished:
+            return
+        x.finished = True
+        x.entry["elapsed_s"] = round(time.perf_counter() - x.t0, 6)
+        if self.recorder is not None and x.grant.trace is not None:
+            self.recorder.record(x.grant.trace, x.entry, x.body, x.parsed, x.response_body)
 
     def refuse(self, x: Exchange, status: int, kind: str, message: str, outcome: str,
                 verdict: str | None = None, upstream: str | None = None) -> web.Response:
@@ -431,14 +439,18 @@ class Proxy:
             # Spend is counted before the agent sees the end, so it is there when the agent is done.
             self._account(x, up, meter.usage)
             accounted = True
+            x.response_body = b"".join(pieces)
+            x.entry["response"]["chunks"] = [len(p) for p in pieces]
+            self.finish(x)  # in the trace by the time the agent has the whole answer
             await out.write_eof()
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
-            x.entry.update(outcome="client_gone", error="the client closed the connection mid-stream")
+            if not x.finished:
+                x.entry.update(outcome="client_gone", error="the client closed the connection mid-stream")
         finally:
             resp.release()
-            x.entry["response"]["chunks"] = [len(p) for p in pieces]
-            x.response_body = b"".join(pieces)
             if not accounted:
+                x.entry["response"]["chunks"] = [len(p) for p in pieces]
+                x.response_body = b"".join(pieces)
                 self._account(x, up, meter.usage)
         return out
 

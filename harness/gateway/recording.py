@@ -148,33 +148,49 @@ class Recorder:
         self._thread.join()
 
     def _run(self) -> None:
-        while True:
-            item = self._q.get()
-            try:
+        """Drain the queue in batches: one write per trace file per batch keeps the
+        writer's share of the interpreter small while calls are in flight."""
+        done = False
+        while not done:
+            items = [self._q.get()]
+            while True:
+                try:
+                    items.append(self._q.get_nowait())
+                except queue.Empty:
+                    break
+            lines: dict[Path, list[bytes]] = {}
+            for item in items:
                 if item is None:
-                    return
-                self._write(*item)
-            except Exception as exc:  # a full disk must not take the gateway down
-                self.errors.append(f"{type(exc).__name__}: {exc}")
-            finally:
+                    done = True
+                    continue
+                try:
+                    lines.setdefault(item[0], []).append(self._line(*item[1:]))
+                except Exception as exc:  # a bad body must not stop the recording of others
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+            for trace, batch in lines.items():
+                try:
+                    trace.parent.mkdir(parents=True, exist_ok=True)
+                    with open(trace, "ab") as f:
+                        f.write(b"".join(batch))
+                except OSError as exc:  # a full disk must not take the gateway down
+                    self.errors.append(f"{trace}: {exc}")
+            for _ in items:
                 self._q.task_done()
 
-    def _write(self, trace: Path, entry: dict, body: bytes, parsed: Any, response: bytes | None) -> None:
+    def _line(self, entry: dict, body: bytes, parsed: Any, response: bytes | None) -> bytes:
         body = scrub(body, self._secrets)
         req = entry["request"]
         req["digest"] = request_digest(body, parsed)
         if parsed is not None:
-            req["body"] = hoist(parsed, self.blobs, self.min_size)
+            # Under min_size no part of the body can be large enough to go to a blob.
+            req["body"] = hoist(parsed, self.blobs, self.min_size) if len(body) >= self.min_size else parsed
         else:
             req["content"] = store_content(body, self.blobs, self.min_size)
         if response is not None and entry.get("response") is not None:
             entry["response"]["content"] = store_content(scrub(response, self._secrets),
                                                          self.blobs, self.min_size)
-        line = scrub(json.dumps({"schema_version": SCHEMA_VERSION, **entry}, ensure_ascii=False).encode(),
-                     self._secrets)
-        trace.parent.mkdir(parents=True, exist_ok=True)
-        with open(trace, "ab") as f:
-            f.write(line + b"\n")
+        line = json.dumps({"schema_version": SCHEMA_VERSION, **entry}, ensure_ascii=False).encode()
+        return scrub(line, self._secrets) + b"\n"
 
 
 def read_trace(path: Path) -> list[dict]:

@@ -104,6 +104,7 @@ class Replayer:
         for n in rec["chunks"]:
             await out.write(data[pos:pos + n])
             pos += n
+        proxy.finish(x)
         await out.write_eof()
         return out
 
