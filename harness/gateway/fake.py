@@ -139,6 +139,8 @@ class ScriptedUpstream:
                 return await self._chat(request, body, text)
             if path.endswith("/responses"):
                 return await self._responses(request, body, text)
+            if path.endswith("/messages/count_tokens"):
+                return web.json_response({"input_tokens": self.input_tokens})
             if path.endswith("/messages"):
                 return await self._messages(request, body, text)
             return web.json_response({"error": {"message": "no such route"}}, status=404)

@@ -20,17 +20,12 @@ from .accounting import Ledger, Usage, UsageMeter
 from .limits import Breaker, FairLimiter, backoff_s, retry_after_s
 from .recording import Recorder, scrub
 from .types import AttemptKey, Verdict
+from .wire import DROP_REQUEST, DROP_RESPONSE, StreamScrubber, describe_error, error_response, filter_headers
 
 ENDPOINTS = {"chat/completions": ("chat", "openai"), "responses": ("responses", "openai"),
-             "messages": ("messages", "anthropic")}
+             "messages": ("messages", "anthropic"), "messages/count_tokens": ("count_tokens", "anthropic")}
 """Path suffix -> (endpoint name, protocol that serves it)."""
 
-# Never forwarded either way: hop-by-hop, framing (aiohttp redoes it), the agent's token.
-_DROP_REQUEST = {"host", "authorization", "x-api-key", "content-length", "connection", "keep-alive",
-                 "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
-                 "accept-encoding", "cookie"}
-_DROP_RESPONSE = {"content-length", "content-encoding", "transfer-encoding", "connection",
-                  "keep-alive", "set-cookie", "server", "date", "trailer", "upgrade"}
 _RETRYABLE = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 
 
@@ -75,48 +70,6 @@ class Exchange:
     finished: bool = False
 
 
-def error_response(protocol: str, status: int, kind: str, message: str,
-                   headers: dict[str, str] | None = None) -> web.Response:
-    """The gateway's own refusal in the protocol's error shape; `x-should-retry: false`
-    tells the OpenAI and Anthropic SDKs not to retry it."""
-    if protocol == "anthropic":
-        body = {"type": "error", "error": {"type": kind, "message": message}}
-    else:
-        body = {"error": {"message": message, "type": kind, "code": kind, "param": None}}
-    hdrs = {"x-should-retry": "false", "x-harness-gateway": kind, **(headers or {})}
-    return web.json_response(body, status=status, headers=hdrs)
-
-
-class StreamScrubber:
-    """Removes secrets from a stream cut in arbitrary pieces: a piece ending in what
-    could be the start of a secret keeps that tail back until the next piece (SSE
-    pieces end in a newline, so in practice nothing is held)."""
-
-    def __init__(self, secrets: list[bytes]) -> None:
-        self.secrets = [s for s in secrets if s]
-        self.hold = b""
-
-    def feed(self, chunk: bytes) -> bytes:
-        if not self.secrets:
-            return chunk
-        data = scrub(self.hold + chunk, self.secrets)
-        keep = 0
-        for s in self.secrets:
-            tail = data[-(len(s) - 1):] if len(s) > 1 else b""
-            i = tail.find(s[:1])
-            while i != -1:
-                if s.startswith(tail[i:]):
-                    keep = max(keep, len(tail) - i)
-                    break
-                i = tail.find(s[:1], i + 1)
-        self.hold = data[len(data) - keep:] if keep else b""
-        return data[:len(data) - keep] if keep else data
-
-    def end(self) -> bytes:
-        held, self.hold = self.hold, b""
-        return held
-
-
 class Proxy:
     def __init__(self, config: ModelConfig, secrets: dict[str, str], ledger: Ledger,
                  recorder: Recorder | None, grants: dict[str, Grant], revoked: set[str],
@@ -149,7 +102,14 @@ class Proxy:
         for prefix in ("/v1", ""):
             out += [web.post(f"{prefix}/{suffix}", self.call) for suffix in ENDPOINTS]
             out.append(web.get(f"{prefix}/models", self.models))
+        out.append(web.route("*", "/{tail:.*}", self.not_found))
         return out
+
+    async def not_found(self, request: web.Request) -> web.Response:
+        protocol = "anthropic" if "anthropic-version" in request.headers else "openai"
+        return error_response(protocol, 404, "not_found_error",
+                              f"harness gateway: no {request.method} {request.path} here (it serves "
+                              f"/v1/chat/completions, /v1/responses, /v1/messages, /v1/models)")
 
     # --- small routes -------------------------------------------------------------
 
@@ -202,7 +162,7 @@ class Proxy:
                    "query": request.query_string, "model": model if isinstance(model, str) else None,
                    "stream": bool(x.parsed and x.parsed.get("stream")), "upstream": None,
                    "started_at": datetime.now(timezone.utc).isoformat(),
-                   "request": {"headers": _headers(request.headers, _DROP_REQUEST)},
+                   "request": {"headers": filter_headers(request.headers, DROP_REQUEST)},
                    "response": None, "outcome": None, "error": None, "tries": [], "retry": 0,
                    "queued_s": 0.0, "ttfb_s": None, "elapsed_s": None,
                    "usage": None, "cost_usd": 0.0}
@@ -225,20 +185,14 @@ class Proxy:
             self.recorder.record(x.grant.trace, x.entry, x.body, x.parsed, x.response_body)
 
     def refuse(self, x: Exchange, status: int, kind: str, message: str, outcome: str,
-                verdict: str | None = None, upstream: str | None = None) -> web.Response:
+               verdict: str | None = None, upstream: str | None = None) -> web.Response:
+        """Answer with the gateway's own error; with `verdict`, the attempt gets it too."""
         x.entry.update(outcome=outcome, error=message)
         if verdict is not None:
             self.ledger.add(x.grant.key, Usage(), 0.0, refused=True)
-            v = Verdict(status=verdict, message=message, call=x.seq, upstream=upstream,
-                        spend=self.ledger.spend(*x.grant.key))
-            self.verdicts[x.grant.key] = v
-            if self.on_verdict is not None:
-                try:
-                    self.on_verdict(x.grant.key, v)
-                except Exception:  # the harness's callback must not break the gateway
-                    pass
+            self._verdict(x, verdict, message, upstream)
         resp = error_response(x.protocol, status, kind, message)
-        x.entry["response"] = {"status": status, "headers": _headers(resp.headers, _DROP_RESPONSE)}
+        x.entry["response"] = {"status": status, "headers": filter_headers(resp.headers, DROP_RESPONSE)}
         x.response_body = resp.body
         return resp
 
@@ -247,36 +201,36 @@ class Proxy:
             return await self.replay.serve(self, x)
         if x.parsed is None:
             return self.refuse(x, 400, "invalid_request_error", "the request body is not a JSON object",
-                                "bad_request")
+                               "bad_request")
         if not isinstance(model, str) or not model:
             return self.refuse(x, 400, "invalid_request_error", "the request names no model", "bad_request")
         up_cfg = self.config.upstream_for(model)
         if up_cfg is None:
             known = ", ".join(m for u in self.config.upstream for m in u.models)
             return self.refuse(x, 404, "not_found_error", f"model {model!r} is not served here (served: {known})",
-                                "bad_request")
+                               "bad_request")
         if up_cfg.protocol != x.protocol:
             return self.refuse(x, 400, "invalid_request_error",
-                                f"model {model!r} is served over the {up_cfg.protocol} protocol, "
-                                f"not at /{x.endpoint}", "bad_request")
+                               f"model {model!r} is served over the {up_cfg.protocol} protocol, "
+                               f"not at /{x.endpoint}", "bad_request")
         x.entry["upstream"] = up_cfg.name
         over = self.ledger.over(x.grant.key, x.grant.limits)
         if over is not None:
             return self.refuse(x, 402, "over_budget", f"harness gateway: {over}", "over_budget",
-                                verdict="over_budget", upstream=up_cfg.name)
+                               verdict="over_budget", upstream=up_cfg.name)
         return await self._forward(x, self.upstreams[up_cfg.name])
 
     def _unavailable(self, x: Exchange, up: UpstreamState, why: str) -> web.Response:
         return self.refuse(x, 503, "upstream_unavailable",
-                            f"harness gateway: upstream {up.config.name!r} unavailable: {why}",
-                            "upstream_unavailable", verdict="upstream_unavailable", upstream=up.config.name)
+                           f"harness gateway: upstream {up.config.name!r} unavailable: {why}",
+                           "upstream_unavailable", verdict="upstream_unavailable", upstream=up.config.name)
 
     def _upstream_request(self, x: Exchange, up: UpstreamState) -> tuple[str, dict, bytes, aiohttp.ClientTimeout]:
         cfg = up.config
         url = f"{cfg.base_url}/{x.request.path.removeprefix('/v1/').lstrip('/')}"
         if x.request.query_string:
             url += "?" + x.request.query_string
-        headers = _headers(x.request.headers, _DROP_REQUEST)
+        headers = filter_headers(x.request.headers, DROP_REQUEST)
         if cfg.protocol == "anthropic":
             headers["x-api-key"] = up.secret
         else:
@@ -320,7 +274,7 @@ class Proxy:
                     resp = await self.session.request(x.request.method, url, data=body, headers=headers,
                                                       timeout=timeout, allow_redirects=False)
                 except _RETRYABLE as exc:
-                    error = _describe(exc)
+                    error = describe_error(exc)
                     up.breaker.failure(error)
                     record.update(error=error, elapsed_s=round(time.perf_counter() - t_try, 6))
                     retry_after = None
@@ -337,7 +291,7 @@ class Proxy:
                         try:
                             data = await resp.read()
                         except _RETRYABLE as exc:
-                            error = _describe(exc)
+                            error = describe_error(exc)
                             up.breaker.failure(error)
                             record.update(error=error, elapsed_s=round(time.perf_counter() - t_try, 6))
                             retry_after, final = None, None
@@ -372,19 +326,19 @@ class Proxy:
             resp_out = self._relay_body(x, up, resp, data, account=False)
             x.entry["outcome"] = "upstream_unavailable"
             x.entry["error"] = why
-            self._set_verdict(x, up, why)
+            self._verdict(x, "upstream_unavailable",
+                          f"harness gateway: upstream {up.config.name!r} unavailable: {why}", up.config.name)
             return resp_out
         return self._unavailable(x, up, why)
 
-    def _set_verdict(self, x: Exchange, up: UpstreamState, why: str) -> None:
-        message = f"harness gateway: upstream {up.config.name!r} unavailable: {why}"
-        v = Verdict(status="upstream_unavailable", message=message, call=x.seq, upstream=up.config.name,
+    def _verdict(self, x: Exchange, status: str, message: str, upstream: str | None) -> None:
+        v = Verdict(status=status, message=message, call=x.seq, upstream=upstream,
                     spend=self.ledger.spend(*x.grant.key))
         self.verdicts[x.grant.key] = v
         if self.on_verdict is not None:
             try:
                 self.on_verdict(x.grant.key, v)
-            except Exception:
+            except Exception:  # the harness's callback must not break the gateway
                 pass
 
     def _account(self, x: Exchange, up: UpstreamState, usage: Usage) -> None:
@@ -399,7 +353,7 @@ class Proxy:
     def _relay_body(self, x: Exchange, up: UpstreamState, resp: aiohttp.ClientResponse, data: bytes,
                     account: bool = True) -> web.Response:
         data = scrub(data, self._secrets)
-        headers = _headers(resp.headers, _DROP_RESPONSE, self._secrets)
+        headers = filter_headers(resp.headers, DROP_RESPONSE, self._secrets)
         if account:
             meter = UsageMeter()
             meter.body(data)
@@ -410,7 +364,7 @@ class Proxy:
         return web.Response(status=resp.status, body=data, headers=headers)
 
     async def _relay_stream(self, x: Exchange, up: UpstreamState, resp: aiohttp.ClientResponse) -> web.StreamResponse:
-        headers = _headers(resp.headers, _DROP_RESPONSE, self._secrets)
+        headers = filter_headers(resp.headers, DROP_RESPONSE, self._secrets)
         out = web.StreamResponse(status=resp.status, headers=headers)
         x.entry["response"] = {"status": resp.status, "headers": headers, "chunks": []}
         meter, scrubber, pieces = UsageMeter(), StreamScrubber(self._secrets), []
@@ -423,7 +377,7 @@ class Proxy:
                     chunk = await resp.content.readany()
                 except _RETRYABLE as exc:
                     # Mid-stream there is no retry: the agent already has part of the answer.
-                    x.entry.update(outcome="upstream_error", error=f"stream broke: {_describe(exc)}")
+                    x.entry.update(outcome="upstream_error", error=f"stream broke: {describe_error(exc)}")
                     break
                 if not chunk:
                     break
@@ -455,19 +409,3 @@ class Proxy:
         return out
 
 
-def _headers(headers, drop: set[str], secrets: list[bytes] = ()) -> dict[str, str]:
-    out = {}
-    for k, v in headers.items():
-        if k.lower() in drop:
-            continue
-        if secrets and any(s.decode() in v for s in secrets):
-            continue
-        out[k] = v
-    return out
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, asyncio.TimeoutError):
-        return "timed out"
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300]

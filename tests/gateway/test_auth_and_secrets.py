@@ -73,7 +73,7 @@ def test_an_upstream_echoing_its_key_leaks_it_nowhere(gateway, upstream, tmp_pat
 
 
 def test_a_key_split_across_stream_pieces_is_still_removed():
-    from harness.gateway.proxy import StreamScrubber
+    from harness.gateway.wire import StreamScrubber
 
     key = b"sk-secret-key-123"
     s = StreamScrubber([key])

@@ -82,6 +82,15 @@ def test_the_query_string_and_paths_without_v1_are_forwarded(gateway, upstream):
     assert upstream.requests[-1]["path"] == "/v1/chat/completions"
 
 
+def test_anthropic_count_tokens_is_forwarded_and_other_paths_get_a_json_404(gateway, upstream):
+    token = gateway.issue_token("r1", "t1", 1)
+    body = {"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]}
+    assert post(gateway.url, "/v1/messages/count_tokens?beta=true", body, auth(token, "anthropic"))[0] == 200
+    assert upstream.requests[-1]["path"] == "/v1/messages/count_tokens"
+    status, _, data = post(gateway.url, "/v1/embeddings", {"model": "gpt-4o"}, auth(token))
+    assert status == 404 and "/v1/embeddings" in json.loads(data)["error"]["message"]
+
+
 def test_models_lists_what_the_plan_serves(make_gateway, upstream):
     from gwutil import upstream_entry
 
