@@ -379,6 +379,8 @@ class ModelConfig(_Config):
 
     upstream: list[UpstreamConfig] = Field(min_length=1)
     budget: ModelBudgets = ModelBudgets()
+    max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    """Most calls in flight across every upstream; unset: only each upstream's own cap."""
 
     @field_validator("upstream")
     @classmethod

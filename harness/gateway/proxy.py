@@ -84,6 +84,8 @@ class Proxy:
         self.upstreams = {u.name: UpstreamState(u, secrets.get(u.name, ""), FairLimiter(u.max_concurrency),
                                                 Breaker(u.breaker_failures, u.breaker_cooldown_s))
                           for u in (config.upstream if config is not None else [])}
+        cap = config.max_concurrency if config is not None else None
+        self.limiter = FairLimiter(cap) if cap is not None else None
         self._secrets = [s.encode() for s in secrets.values() if s]
         self.session: aiohttp.ClientSession | None = None
         self.replay = None  # set by the gateway in replay mode (a replay.Replayer)
@@ -220,6 +222,22 @@ class Proxy:
                                verdict="over_budget", upstream=up_cfg.name)
         return await self._forward(x, self.upstreams[up_cfg.name])
 
+    async def _acquire(self, up: UpstreamState, owner: AttemptKey) -> None:
+        """A slot at the upstream, then one of the run's (when it has a global cap);
+        both queues take attempts in turn."""
+        await up.limiter.acquire(owner)
+        if self.limiter is not None:
+            try:
+                await self.limiter.acquire(owner)
+            except BaseException:
+                up.limiter.release()
+                raise
+
+    def _release(self, up: UpstreamState) -> None:
+        if self.limiter is not None:
+            self.limiter.release()
+        up.limiter.release()
+
     def _unavailable(self, x: Exchange, up: UpstreamState, why: str) -> web.Response:
         return self.refuse(x, 503, "upstream_unavailable",
                            f"harness gateway: upstream {up.config.name!r} unavailable: {why}",
@@ -259,10 +277,10 @@ class Proxy:
                 return self._unavailable(x, up, f"circuit open after {up.breaker.consecutive} failures in a row "
                                                 f"(last: {up.breaker.last_error})")
             tq = time.perf_counter()
-            await up.limiter.acquire(x.grant.key)
+            await self._acquire(up, x.grant.key)
             x.entry["queued_s"] = round(x.entry["queued_s"] + time.perf_counter() - tq, 6)
             if not up.breaker.allows():
-                up.limiter.release()
+                self._release(up)
                 return self._unavailable(x, up, f"circuit open after {up.breaker.consecutive} failures in a row "
                                                 f"(last: {up.breaker.last_error})")
             up.max_in_flight = max(up.max_in_flight, up.limiter.in_flight)
@@ -312,7 +330,7 @@ class Proxy:
                         final = (resp, data)
                     resp.release()
             finally:
-                up.limiter.release()
+                self._release(up)
             if n < cfg.retries and up.breaker.allows():
                 wait = backoff_s(n + 1, cfg.backoff_s, cfg.max_backoff_s, retry_after)
                 record["wait_s"] = round(wait, 6)

@@ -82,6 +82,8 @@ class Gateway:
         if self._start_error is not None:
             self._thread.join()
             self._thread = None
+            if self.recorder is not None:
+                self.recorder.close()
             raise GatewayError(f"gateway cannot listen on {self.host}:{self.port}: {self._start_error}")
         return self.url
 

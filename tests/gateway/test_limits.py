@@ -7,10 +7,12 @@ import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from gwutil import auth, chat, closed_port, messages, post, upstream_entry
+import pytest
+from gwutil import ENV, auth, chat, closed_port, messages, open_stream, post, read_event, upstream_entry
 
-from harness.gateway import read_trace
-from harness.gateway.limits import FairLimiter, backoff_s, retry_after_s
+from harness.config import load_model_config
+from harness.gateway import Gateway, GatewayError, read_trace
+from harness.gateway.limits import Breaker, FairLimiter, backoff_s, retry_after_s
 
 
 def _until(cond, what: str, limit_s: float = 20.0) -> None:
@@ -156,3 +158,63 @@ def test_backoff_and_retry_after():
     assert backoff_s(1, 1.0, 60, retry_after=7.0) == 7.0
     assert backoff_s(1, 1.0, 5, retry_after=70.0) == 5.0
     assert 4.0 <= backoff_s(3, 1.0, 60) <= 5.0
+
+
+def test_a_run_wide_cap_holds_across_upstreams(upstream):
+    cfg = load_model_config({"max_concurrency": 3,
+                             "upstream": [upstream_entry("oa", upstream.url, max_concurrency=10),
+                                          upstream_entry("an", upstream.url, protocol="anthropic",
+                                                         max_concurrency=10)]})
+    with Gateway(cfg, "r1", environ=ENV) as gw:
+        upstream.hold()
+        with ThreadPoolExecutor(8) as pool:
+            futures = []
+            for i in range(8):
+                token = gw.issue_token("r1", f"t{i}", 1)
+                path, body, proto = (("/v1/chat/completions", chat(), "openai") if i % 2 else
+                                     ("/v1/messages", messages(), "anthropic"))
+                futures.append(pool.submit(post, gw.url, path, body, auth(token, proto)))
+            _until(lambda: upstream.in_flight == 3 and gw.proxy.limiter.waiting == 5, "3 in flight, 5 queued")
+            upstream.release()
+            assert [f.result()[0] for f in futures] == [200] * 8
+    assert upstream.max_in_flight == 3
+
+
+def test_the_breaker_lets_calls_through_after_its_cool_down():
+    now = [0.0]
+    b = Breaker(2, 30.0, clock=lambda: now[0])
+    b.failure("x")
+    assert b.allows()
+    b.failure("x")
+    assert not b.allows()
+    now[0] = 29.9
+    assert not b.allows()
+    now[0] = 30.0
+    assert b.allows()
+    b.failure("again")  # still failing: open at once for another cool-down
+    assert not b.allows()
+    now[0] = 60.0
+    b.success()
+    assert b.allows() and b.consecutive == 0
+
+
+def test_a_gateway_that_cannot_bind_says_so(make_gateway, upstream):
+    first = make_gateway([upstream_entry("oa", upstream.url)])
+    with pytest.raises(GatewayError, match="cannot listen on 127.0.0.1"):
+        make_gateway([upstream_entry("oa", upstream.url)], port=first.port)
+
+
+def test_a_stream_that_goes_silent_is_cut_at_the_timeout(make_gateway, upstream, tmp_path):
+    gw = make_gateway([upstream_entry("oa", upstream.url, timeout_s=0.3, retries=0)])
+    token = gw.issue_token("r1", "t1", 1, trace_dir=tmp_path / "a")
+    upstream.hold_streams()
+    conn, resp = open_stream(gw.url, "/v1/chat/completions", chat(stream=True), auth(token))
+    events = []
+    while ev := read_event(resp):
+        events.append(ev)
+    conn.close()
+    upstream.release()
+    assert len(events) == 1  # the first event, then the gateway ended the stream
+    gw.flush()
+    [entry] = read_trace(tmp_path / "a" / "model.jsonl")
+    assert entry["outcome"] == "upstream_error" and "timed out" in entry["error"]
