@@ -24,6 +24,12 @@ How a run uses it::
     spend = gw.spend(run_id, task_id, attempt)       # Spend(calls, input_tokens, output_tokens, cost_usd)
     gw.stop()
 
+Limits: each upstream has `max_concurrency` calls in flight at most, and the run
+`[model] max_concurrency` across upstreams; callers past a cap wait in a queue that
+takes attempts in turn. A budget is checked before each call: once an attempt's (or
+its task's, or the run's) spend has reached a limit, further calls are refused; calls
+already in flight finish, so spend can pass a limit by what those calls used.
+
 Refusals are JSON in the protocol's error shape, with `x-should-retry: false` and
 `x-harness-gateway: <kind>`: 401 authentication_error (no token, forged, revoked, or
 another run's), 402 over_budget (the message names the budget and the spend), 503

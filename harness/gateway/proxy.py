@@ -86,6 +86,7 @@ class Proxy:
                           for u in (config.upstream if config is not None else [])}
         cap = config.max_concurrency if config is not None else None
         self.limiter = FairLimiter(cap) if cap is not None else None
+        self._routes: dict[str, UpstreamConfig | None] = {}
         self._secrets = [s.encode() for s in secrets.values() if s]
         self.session: aiohttp.ClientSession | None = None
         self.replay = None  # set by the gateway in replay mode (a replay.Replayer)
@@ -206,7 +207,7 @@ class Proxy:
                                "bad_request")
         if not isinstance(model, str) or not model:
             return self.refuse(x, 400, "invalid_request_error", "the request names no model", "bad_request")
-        up_cfg = self.config.upstream_for(model)
+        up_cfg = self._route(model)
         if up_cfg is None:
             known = ", ".join(m for u in self.config.upstream for m in u.models)
             return self.refuse(x, 404, "not_found_error", f"model {model!r} is not served here (served: {known})",
@@ -237,6 +238,16 @@ class Proxy:
         if self.limiter is not None:
             self.limiter.release()
         up.limiter.release()
+
+    def _route(self, model: str) -> UpstreamConfig | None:
+        """`config.upstream_for`, remembered (glob matching on every call adds up)."""
+        try:
+            return self._routes[model]
+        except KeyError:
+            if len(self._routes) > 4096:  # model names come from agents: keep it bounded
+                self._routes.clear()
+            up = self._routes[model] = self.config.upstream_for(model)
+            return up
 
     def _unavailable(self, x: Exchange, up: UpstreamState, why: str) -> web.Response:
         return self.refuse(x, 503, "upstream_unavailable",

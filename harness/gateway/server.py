@@ -35,6 +35,10 @@ class Gateway:
     >>> gw.revoke(token); gw.verdict("r1", "t1", 1); gw.spend("r1", "t1", 1)
     >>> gw.stop()
 
+    `on_verdict(key, verdict)` is called on the gateway's thread when an attempt's call
+    is refused (over budget, upstream unavailable, replay diverged), so the harness can
+    stop that attempt at once; it must not block.
+
     Raises PlanError (from `ModelConfig.keys`) when an upstream's key variable is unset.
     With `replay=True` no upstream is called and no key is needed: each token serves
     the recording given to `issue_token(replay_trace=...)`.
@@ -196,6 +200,11 @@ class Gateway:
                        "max_in_flight": u.max_in_flight, "circuit_open": not u.breaker.allows(),
                        "consecutive_failures": u.breaker.consecutive}
                 for name, u in self.proxy.upstreams.items()}
+
+    @property
+    def recording_errors(self) -> list[str]:
+        """What could not be recorded (a full disk, an unwritable trace dir), one line each."""
+        return list(self.recorder.errors) if self.recorder is not None else []
 
     def flush(self) -> None:
         """Wait until every finished exchange is in its trace file."""

@@ -112,3 +112,16 @@ def test_a_replay_stops_at_the_first_request_that_differs(make_gateway, upstream
         assert "call #1 (claude-x): $.messages[0].content" in body["error"]["message"]
         v = replay.verdict("r1", "t1", 1)
         assert v.status == "replay_diverged" and v.call == 1
+
+
+def test_an_unwritable_trace_is_reported_and_calls_go_on(gateway, upstream, tmp_path):
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("")
+    token = gateway.issue_token("r1", "t1", 1, trace_dir=blocked / "a")
+    assert post(gateway.url, "/v1/chat/completions", chat(), auth(token))[0] == 200
+    gateway.flush()
+    assert len(gateway.recording_errors) == 1 and "file-not-dir" in gateway.recording_errors[0]
+    ok = gateway.issue_token("r1", "t2", 1, trace_dir=tmp_path / "b")
+    assert post(gateway.url, "/v1/chat/completions", chat(), auth(ok))[0] == 200
+    gateway.flush()
+    assert len(read_trace(tmp_path / "b" / "model.jsonl")) == 1

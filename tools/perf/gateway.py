@@ -160,10 +160,12 @@ def bench_gateway(levels=(1, 50, 300), calls: int = 600, throughput_calls: int =
         direct = up.stdout.readline().strip()
         gwp = _child(_GATEWAY, direct, str(max(levels)), tmp)
         info = json.loads(gwp.stdout.readline())
+        fresh = json.loads(_ask(gwp))["rss_mb"]
         try:
             rows = asyncio.run(_latency(direct, info["url"], info["tokens"], levels, calls))
             tput = asyncio.run(_throughput(direct, info["url"], info["tokens"], throughput_calls))
             mem = asyncio.run(_open_streams(info["url"], info["tokens"], streams, gwp, up))
+            mem["rss_fresh_mb"] = fresh
         finally:
             for p in (gwp, up):
                 p.stdin.close()
@@ -177,6 +179,7 @@ def bench_gateway(levels=(1, 50, 300), calls: int = 600, throughput_calls: int =
               f"{r['gateway_p99_ms']:>8.2f} {r['added_p99_ms']:>7.2f} {r['ratio_p99']:>5.2f}x")
     print(f"non-streaming calls/s at 50 callers: gateway {tput['gateway_calls_per_s']:.0f}, direct "
           f"{tput['direct_calls_per_s']:.0f} ({tput['gateway_calls_per_s'] / tput['direct_calls_per_s']:.2f}x)")
-    print(f"gateway process RSS: {mem['rss_idle_mb']:.0f} MB idle, {mem['rss_open_mb']:.0f} MB with "
-          f"{mem['streams']} streams open ({mem['in_flight']} in flight at the upstream)")
+    print(f"gateway process RSS: {mem['rss_fresh_mb']:.0f} MB started, {mem['rss_idle_mb']:.0f} MB after the "
+          f"runs above, {mem['rss_open_mb']:.0f} MB with {mem['streams']} streams open "
+          f"({mem['in_flight']} in flight at the upstream)")
     return {"latency": rows, "throughput": tput, "memory": mem}
