@@ -9,12 +9,14 @@ from aiohttp import web
 
 from .recording import scrub
 
-# Never forwarded either way: hop-by-hop, framing (aiohttp redoes it), the agent's token.
+# Never forwarded either way: hop-by-hop, framing (aiohttp redoes it), the agent's token,
+# and headers that would let an agent pick the account the harness's key bills.
 DROP_REQUEST = {"host", "authorization", "x-api-key", "content-length", "connection", "keep-alive",
-                 "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
-                 "accept-encoding", "cookie"}
+                "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade",
+                "accept-encoding", "cookie", "openai-organization", "openai-project"}
 DROP_RESPONSE = {"content-length", "content-encoding", "transfer-encoding", "connection",
-                  "keep-alive", "set-cookie", "server", "date", "trailer", "upgrade"}
+                 "keep-alive", "set-cookie", "server", "date", "trailer", "upgrade"}
+
 
 def error_response(protocol: str, status: int, kind: str, message: str,
                    headers: dict[str, str] | None = None) -> web.Response:

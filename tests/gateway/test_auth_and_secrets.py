@@ -34,6 +34,16 @@ def test_no_token_a_forged_one_and_a_revoked_one_are_refused(gateway, upstream):
     assert upstream.calls == 1
 
 
+def test_an_agent_cannot_send_its_own_credentials_or_billing_headers_upstream(gateway, upstream):
+    token = gateway.issue_token("r1", "t1", 1)
+    headers = {**auth(token), "x-api-key": "sk-agent-own", "OpenAI-Organization": "org-agent",
+               "OpenAI-Project": "proj-agent", "Cookie": "a=b"}
+    assert post(gateway.url, "/v1/chat/completions", chat(), headers)[0] == 200
+    sent = {k.lower(): v for k, v in upstream.requests[-1]["headers"].items()}
+    assert sent["authorization"] == f"Bearer {OPENAI_KEY}"
+    assert not {"x-api-key", "openai-organization", "openai-project", "cookie"} & set(sent)
+
+
 def test_the_real_key_as_a_token_is_refused(gateway, upstream):
     _refused(*post(gateway.url, "/v1/chat/completions", chat(), auth(OPENAI_KEY)))
     assert upstream.calls == 0
