@@ -152,15 +152,18 @@ class ScriptedUpstream:
         resp = web.StreamResponse(headers={"content-type": "text/event-stream", "cache-control": "no-cache"})
         await resp.prepare(request)
         # Counted before the write, so an agent holding an event knows the count covers it.
-        for i, ev in enumerate(events):
-            if i == 0:
-                self.first_sent += 1
-            if i == len(events) - 1:
-                self.last_sent += 1
-            await resp.write(ev)
-            if i == 0 and self._hold_streams:
-                await self._wait_released()
-        await resp.write_eof()
+        try:
+            for i, ev in enumerate(events):
+                if i == 0:
+                    self.first_sent += 1
+                if i == len(events) - 1:
+                    self.last_sent += 1
+                await resp.write(ev)
+                if i == 0 and self._hold_streams:
+                    await self._wait_released()
+            await resp.write_eof()
+        except ConnectionResetError:  # the caller hung up: nothing more to say
+            pass
         return resp
 
     async def _chat(self, request, body, text):

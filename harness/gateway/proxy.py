@@ -429,6 +429,10 @@ class Proxy:
         except (ConnectionResetError, aiohttp.ClientConnectionResetError):
             if not x.finished:
                 x.entry.update(outcome="client_gone", error="the client closed the connection mid-stream")
+        except asyncio.CancelledError:
+            if not x.finished:
+                x.entry.update(outcome="cancelled", error="the gateway stopped mid-stream")
+            raise
         finally:
             resp.release()
             if not accounted:

@@ -60,3 +60,18 @@ def test_an_agent_that_hangs_up_mid_stream_frees_its_slot(gateway, upstream, tmp
     # Whatever the agent got is counted: message_start carried the input tokens.
     assert gateway.spend("r1", "t1", 1).input_tokens == 10
     assert json.loads(json.dumps(entry))["response"]["status"] == 200
+
+
+def test_stopping_the_gateway_ends_open_streams_and_records_them(gateway, upstream, tmp_path):
+    from harness.gateway import read_trace
+
+    token = gateway.issue_token("r1", "t1", 1, trace_dir=tmp_path / "a")
+    upstream.hold_streams()
+    conn, resp = open_stream(gateway.url, "/v1/messages", messages(stream=True), auth(token, "anthropic"))
+    assert read_event(resp)
+    gateway.stop()
+    assert read_event(resp) == []  # the agent sees its stream end, not a hang
+    conn.close()
+    [entry] = read_trace(tmp_path / "a" / "model.jsonl")
+    assert entry["outcome"] == "cancelled"
+    assert gateway.spend("r1", "t1", 1).input_tokens == 10
