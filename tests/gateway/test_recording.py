@@ -125,3 +125,19 @@ def test_an_unwritable_trace_is_reported_and_calls_go_on(gateway, upstream, tmp_
     assert post(gateway.url, "/v1/chat/completions", chat(), auth(ok))[0] == 200
     gateway.flush()
     assert len(read_trace(tmp_path / "b" / "model.jsonl")) == 1
+
+
+def test_the_turns_a_conversation_repeats_are_stored_once(gateway, upstream, tmp_path):
+    """Call k resends the k-1 turns before it: storage grows with the turns, not their square."""
+    token = gateway.issue_token("r1", "t1", 1, trace_dir=tmp_path / "a")
+    turns = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i} " + "w" * 2000}
+             for i in range(6)]
+    for k in range(1, 7):
+        assert post(gateway.url, "/v1/chat/completions", {"model": "gpt-4o", "messages": turns[:k]},
+                    auth(token))[0] == 200
+    gateway.flush()
+    blobs = [p for p in (tmp_path / "blobs").rglob("*") if p.is_file()]
+    assert len(blobs) == 6
+    trace = read_trace(tmp_path / "a" / "model.jsonl")
+    store = BlobStore(tmp_path / "blobs")
+    assert [expand(e["request"]["body"], store)["messages"] for e in trace] == [turns[:k] for k in range(1, 7)]
