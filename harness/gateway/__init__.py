@@ -38,7 +38,8 @@ answer is passed through when it gave one), 404 for a model no upstream serves.
 
 Recording format (schema_version 1). Each exchange is one JSON line appended, when it
 ends, to the attempt's `<trace_dir>/model.jsonl`; lines may be out of call order when
-an agent makes calls in parallel, so readers sort by `seq` (`read_trace`)::
+an agent makes calls in parallel, so readers sort by `seq` (`read_trace` gives dicts,
+`read_exchanges` typed `ModelExchange` records)::
 
     {"schema_version": 1, "seq": 0, "run": "r", "task": "t", "attempt": 1,
      "endpoint": "chat" | "responses" | "messages", "method": "POST",
@@ -79,10 +80,10 @@ and a `replay_diverged` verdict naming the call and the first differing JSON pat
 
 from __future__ import annotations
 
-from .types import AttemptKey, GatewayError, Spend, Verdict
+from .types import AttemptKey, GatewayError, ModelExchange, Spend, Verdict
 
-__all__ = ["AttemptKey", "Gateway", "GatewayError", "Spend", "Verdict", "ScriptedUpstream",
-           "read_trace", "expand", "BlobStore"]
+__all__ = ["AttemptKey", "Gateway", "GatewayError", "ModelExchange", "Spend", "Verdict", "ScriptedUpstream",
+           "read_trace", "read_exchanges", "expand", "load_content", "BlobStore"]
 
 
 def __getattr__(name: str):
@@ -93,7 +94,7 @@ def __getattr__(name: str):
     if name == "ScriptedUpstream":
         from .fake import ScriptedUpstream
         return ScriptedUpstream
-    if name in ("read_trace", "expand", "BlobStore"):
+    if name in ("read_trace", "read_exchanges", "expand", "load_content", "BlobStore"):
         from . import recording
         return getattr(recording, name)
     raise AttributeError(name)

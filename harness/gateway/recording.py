@@ -15,7 +15,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from ..versioning import SCHEMA_VERSION
+from pydantic import ValidationError
+
+from ..errors import RecordError
+from ..versioning import SCHEMA_VERSION, version_problem
+from .types import ModelExchange
 
 BLOB_MIN = 1024
 """Strings, list items and bodies of at least this many bytes go to the blobs dir."""
@@ -191,6 +195,22 @@ class Recorder:
                                                          self.blobs, self.min_size)
         line = json.dumps({"schema_version": SCHEMA_VERSION, **entry}, ensure_ascii=False).encode()
         return scrub(line, self._secrets) + b"\n"
+
+
+def read_exchanges(path: Path) -> list[ModelExchange]:
+    """An attempt's trace as typed records, in call order. Raises RecordError for a
+    line written by a newer harness or one that is not an exchange."""
+    out = []
+    for raw in read_trace(path):
+        problem = version_problem(raw)
+        if problem:
+            raise RecordError(f"{path}: call {raw.get('seq')}: {problem}")
+        try:
+            out.append(ModelExchange.model_validate(raw))
+        except ValidationError as exc:
+            raise RecordError(f"{path}: call {raw.get('seq')}: not a model exchange: "
+                              f"{exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+    return out
 
 
 def read_trace(path: Path) -> list[dict]:

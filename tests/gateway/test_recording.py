@@ -141,3 +141,40 @@ def test_the_turns_a_conversation_repeats_are_stored_once(gateway, upstream, tmp
     trace = read_trace(tmp_path / "a" / "model.jsonl")
     store = BlobStore(tmp_path / "blobs")
     assert [expand(e["request"]["body"], store)["messages"] for e in trace] == [turns[:k] for k in range(1, 7)]
+
+
+V1_LINE = {"schema_version": 1, "seq": 0, "run": "r1", "task": "t1", "attempt": 1, "endpoint": "chat",
+           "method": "POST", "path": "/v1/chat/completions", "query": "", "model": "gpt-4o", "stream": False,
+           "upstream": "oa", "started_at": "2026-11-28T17:00:00+00:00",
+           "request": {"digest": "sha256:00", "headers": {}, "body": {"model": "gpt-4o", "messages": []}},
+           "response": {"status": 200, "headers": {}, "content": {"text": "{}"}},
+           "outcome": "ok", "error": None, "tries": [{"n": 0, "status": 200, "error": None, "elapsed_s": 0.1,
+                                                      "wait_s": None}],
+           "retry": 0, "queued_s": 0.0, "ttfb_s": 0.1, "elapsed_s": 0.1,
+           "usage": {"input_tokens": 3, "output_tokens": 4}, "cost_usd": 0.0, "added_by_a_newer_writer": 1}
+
+
+def test_a_version_1_trace_reads_as_typed_exchanges(tmp_path):
+    from harness.errors import RecordError
+    from harness.gateway import read_exchanges
+
+    path = tmp_path / "model.jsonl"
+    path.write_text(json.dumps(V1_LINE) + "\n" + '{"torn": ')
+    [e] = read_exchanges(path)
+    assert (e.seq, e.endpoint, e.usage, e.tries[0].status, e.response.status) == (0, "chat", {"input_tokens": 3,
+                                                                                    "output_tokens": 4}, 200, 200)
+    path.write_text(json.dumps({**V1_LINE, "schema_version": 99}) + "\n")
+    with pytest.raises(RecordError, match="newer than this harness"):
+        read_exchanges(path)
+
+
+def test_what_the_gateway_writes_reads_back_typed(gateway, upstream, tmp_path):
+    from harness.gateway import read_exchanges
+
+    token = gateway.issue_token("r1", "t1", 1, trace_dir=tmp_path / "a")
+    post(gateway.url, "/v1/messages", messages(stream=True), auth(token, "anthropic"))
+    post(gateway.url, "/v1/chat/completions", b"not json", auth(token))
+    gateway.flush()
+    first, second = read_exchanges(tmp_path / "a" / "model.jsonl")
+    assert first.outcome == "ok" and first.response.chunks and first.upstream == "an"
+    assert second.outcome == "bad_request" and second.request.content == {"text": "not json"}
