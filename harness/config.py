@@ -308,3 +308,128 @@ def load_strategy(path: Path) -> StrategyFile:
     """Read and validate a strategy file. Raises PlanError."""
     return _load(path, StrategyFile)
 
+
+
+# --- the model gateway -----------------------------------------------------------------
+
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _base_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")) or len(value.split("://", 1)[1].strip("/")) == 0:
+        raise PydanticCustomError("base_url", "{url} is not an http(s) URL", {"url": repr(value)})
+    return value.rstrip("/")
+
+
+class UpstreamConfig(_Config):
+    """One model server the gateway forwards to (an [[model.upstream]] entry)."""
+
+    name: Id
+    """Short name, used in records and errors."""
+    protocol: Literal["openai", "anthropic"]
+    """`openai` serves /chat/completions and /responses; `anthropic` serves /messages."""
+    base_url: Annotated[str, AfterValidator(_base_url)]
+    """URL the endpoint is appended to, version included: `https://api.openai.com/v1`,
+    `https://api.anthropic.com/v1`."""
+    api_key_env: str = Field(pattern=_ENV_NAME)
+    """Environment variable (on the host) holding the real key; it never reaches a sandbox."""
+    models: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    """Model names this upstream serves; shell-style globs allowed (`claude-*`). A request
+    goes to the first upstream, in plan order, that serves its `model`."""
+    input_price_per_mtok: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    """Price in USD per million input tokens (cache reads and writes count as input)."""
+    output_price_per_mtok: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+    """Price in USD per million output tokens."""
+    max_concurrency: int = Field(default=16, ge=1, le=10_000)
+    """Most calls in flight at this upstream; the rest wait in a queue fair across attempts."""
+    timeout_s: Seconds = 600.0
+    """Per-call limit: the whole answer for a plain call; the longest silence for a stream."""
+    retries: int = Field(default=3, ge=0, le=20)
+    """Extra tries after a 429, a 5xx, a connection error or a timeout."""
+    backoff_s: float = Field(default=0.5, ge=0, le=600, allow_inf_nan=False)
+    """Wait before retry k is backoff_s * 2**(k-1) (with jitter), unless Retry-After says otherwise."""
+    max_backoff_s: float = Field(default=60.0, ge=0, le=3600, allow_inf_nan=False)
+    """Longest wait before a retry, Retry-After included."""
+    breaker_failures: int = Field(default=5, ge=1, le=1000)
+    """Consecutive failed tries (5xx, connection error, timeout) that open the circuit."""
+    breaker_cooldown_s: float = Field(default=30.0, gt=0, le=3600, allow_inf_nan=False)
+    """How long an open circuit fails calls fast before letting one through again."""
+
+    def serves(self, model: str) -> bool:
+        from fnmatch import fnmatchcase
+
+        return any(m == model or fnmatchcase(model, m) for m in self.models)
+
+
+class BudgetLimit(_Config):
+    """A spending limit; unset fields are no limit."""
+
+    tokens: int | None = Field(default=None, ge=1)
+    """Most input plus output tokens."""
+    cost_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """Most cost in USD, from the upstreams' prices."""
+
+
+class ModelBudgets(_Config):
+    """Limits per attempt, per task (all its attempts) and per run."""
+
+    attempt: BudgetLimit = BudgetLimit()
+    task: BudgetLimit = BudgetLimit()
+    run: BudgetLimit = BudgetLimit()
+
+
+class ModelConfig(_Config):
+    """The [model] table of a plan: the upstreams the run's gateway may use, and budgets."""
+
+    upstream: list[UpstreamConfig] = Field(min_length=1)
+    budget: ModelBudgets = ModelBudgets()
+    max_concurrency: int | None = Field(default=None, ge=1, le=100_000)
+    """Most calls in flight across every upstream; unset: only each upstream's own cap."""
+
+    @field_validator("upstream")
+    @classmethod
+    def _unique(cls, ups: list[UpstreamConfig]) -> list[UpstreamConfig]:
+        names: set[str] = set()
+        models: dict[str, str] = {}
+        for u in ups:
+            if u.name in names:
+                raise PydanticCustomError("upstream", "two upstreams named {name}", {"name": repr(u.name)})
+            names.add(u.name)
+            for m in u.models:
+                if m in models:
+                    raise PydanticCustomError("upstream", "model {m} is served by both {a} and {b}",
+                                              {"m": repr(m), "a": repr(models[m]), "b": repr(u.name)})
+                models[m] = u.name
+        return ups
+
+    def upstream_for(self, model: str) -> UpstreamConfig | None:
+        """The upstream serving `model` (the first that matches), or None."""
+        return next((u for u in self.upstream if u.serves(model)), None)
+
+    def named(self, name: str) -> UpstreamConfig:
+        """The upstream called `name`. Raises PlanError naming the known ones."""
+        for u in self.upstream:
+            if u.name == name:
+                return u
+        known = ", ".join(u.name for u in self.upstream)
+        raise PlanError(f"model: unknown upstream {name!r} (known: {known})")
+
+    def keys(self, environ: dict[str, str]) -> dict[str, str]:
+        """Each upstream's real key, by upstream name, read from `environ`. Raises
+        PlanError naming the first upstream whose variable is unset or empty."""
+        out = {}
+        for u in self.upstream:
+            key = environ.get(u.api_key_env, "")
+            if not key.strip():
+                raise PlanError(f"model: upstream {u.name!r}: environment variable {u.api_key_env} "
+                                f"is not set (it holds the upstream's API key)")
+            out[u.name] = key.strip()
+        return out
+
+
+def load_model_config(data: dict[str, Any], source: str = "plan") -> ModelConfig:
+    """Validate a [model] table. Raises PlanError in one line naming `source` and the field."""
+    try:
+        return ModelConfig.model_validate(data)
+    except ValidationError as exc:
+        raise PlanError(_describe(Path(source), data, exc).replace(f"{source}: ", f"{source}: model.", 1)) from None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.repo.workspace import Workspace
 
-from . import startup, stats
+from . import gateway, startup, stats
 from .targets import make_target, noop_plan
 
 
@@ -72,6 +72,7 @@ SECTIONS = {
     "provision": lambda quick: bench_provision((10, 50) if quick else (10, 50, 100)),
     "overhead": lambda quick: (bench_overhead(60 if quick else 300, n_files=4),
                                bench_overhead(60 if quick else 300, n_files=400)),
+    "gateway": lambda quick: gateway.bench_gateway(calls=200 if quick else 600),
 }
 
 

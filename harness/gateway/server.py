@@ -1,0 +1,212 @@
+"""The Gateway: one per run, serving on its own thread and event loop, driven from
+synchronous code."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets as _secrets
+import threading
+from pathlib import Path
+from typing import Callable, Mapping
+
+from aiohttp import web
+
+from ..config import BudgetLimit, ModelBudgets, ModelConfig
+from ..errors import UsageError
+from .accounting import Ledger
+from .proxy import Grant, Proxy
+from .recording import BlobStore, Recorder
+from .replay import Replayer, ReplayTrace
+from .types import AttemptKey, GatewayError, Spend, Verdict
+
+TRACE_NAME = "model.jsonl"
+MAX_REQUEST_BYTES = 64 * 2**20
+
+
+class Gateway:
+    """A reverse proxy between a run's agents and its model upstreams.
+
+    >>> gw = Gateway(model_config, run_id="r1", blobs_dir=run_dir / "blobs")
+    >>> url = gw.start()                       # "http://127.0.0.1:PORT"
+    >>> token = gw.issue_token("r1", "t1", 1, trace_dir=attempt_dir)
+    >>> env = gw.agent_env(token)              # OPENAI_BASE_URL, ANTHROPIC_API_KEY, ...
+    >>> ...the agent runs...
+    >>> gw.revoke(token); gw.verdict("r1", "t1", 1); gw.spend("r1", "t1", 1)
+    >>> gw.stop()
+
+    `on_verdict(key, verdict)` is called on the gateway's thread when an attempt's call
+    is refused (over budget, upstream unavailable, replay diverged), so the harness can
+    stop that attempt at once; it must not block.
+
+    Raises PlanError (from `ModelConfig.keys`) when an upstream's key variable is unset.
+    With `replay=True` no upstream is called and no key is needed: each token serves
+    the recording given to `issue_token(replay_trace=...)`.
+    """
+
+    def __init__(self, config: ModelConfig | None, run_id: str, *, blobs_dir: Path | None = None,
+                 host: str = "127.0.0.1", port: int = 0, environ: Mapping[str, str] | None = None,
+                 on_verdict: Callable[[AttemptKey, Verdict], None] | None = None,
+                 replay: bool = False) -> None:
+        if config is None and not replay:
+            raise UsageError("a gateway needs a [model] table unless it replays")
+        self.config = config
+        self.run_id = run_id
+        self.host, self.port = host, port
+        keys = {} if replay or config is None else config.keys(dict(os.environ if environ is None else environ))
+        self.ledger = Ledger()
+        self.blobs = BlobStore(blobs_dir, list(keys.values())) if blobs_dir is not None else None
+        self.recorder = Recorder(self.blobs, list(keys.values())) if self.blobs is not None else None
+        self._grants: dict[str, Grant] = {}
+        self._revoked: set[str] = set()
+        self.proxy = Proxy(config, keys, self.ledger, self.recorder, self._grants, self._revoked, on_verdict)
+        if replay:
+            if self.blobs is None:
+                raise UsageError("replay needs the recorded run's blobs_dir")
+            self.proxy.replay = Replayer(self.blobs)
+        self.url: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._start_error: BaseException | None = None
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    def start(self) -> str:
+        """Serve on host:port (port 0: any free one). Returns the base URL, e.g.
+        `http://127.0.0.1:41234`; agents use `<url>/v1`. Raises GatewayError when it
+        cannot bind."""
+        if self._thread is not None:
+            return self.url
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._main, args=(ready,), name=f"gateway-{self.run_id}",
+                                        daemon=True)
+        self._thread.start()
+        ready.wait()
+        if self._start_error is not None:
+            self._thread.join()
+            self._thread = None
+            if self.recorder is not None:
+                self.recorder.close()
+            raise GatewayError(f"gateway cannot listen on {self.host}:{self.port}: {self._start_error}")
+        return self.url
+
+    def stop(self) -> None:
+        """Close every connection, stop the thread, and write out what is still being recorded."""
+        if self._thread is None:
+            return
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._thread = None
+        if self.recorder is not None:
+            self.recorder.close()
+
+    def __enter__(self) -> "Gateway":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _main(self, ready: threading.Event) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as exc:  # reported to start()'s caller
+            self._start_error = exc
+            ready.set()
+            loop.run_until_complete(self._shutdown())
+            loop.close()
+            return
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._shutdown())
+            loop.close()
+
+    async def _serve(self) -> None:
+        await self.proxy.open()
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+        app.add_routes(self.proxy.routes())
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
+        await site.start()
+        host, port = self._runner.addresses[0][:2]
+        self.port = port
+        self.url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
+
+    async def _shutdown(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.proxy.close()
+
+    # --- tokens -------------------------------------------------------------------
+
+    def issue_token(self, run_id: str, task_id: str, attempt: int, *, trace_dir: Path | None = None,
+                    budget: ModelBudgets | None = None, replay_trace: Path | None = None) -> str:
+        """A new token for one attempt. Its calls are recorded to `trace_dir/model.jsonl`
+        when given (needs the gateway's blobs_dir); `budget` replaces the plan's attempt
+        and task limits for it (a task or strategy's own budget). Raises UsageError for
+        another run's id or a trace without a blobs dir."""
+        if run_id != self.run_id:
+            raise UsageError(f"gateway of run {self.run_id!r} cannot issue tokens for run {run_id!r}")
+        if trace_dir is not None and self.recorder is None:
+            raise UsageError("recording a trace needs the gateway's blobs_dir")
+        base = self.config.budget if self.config is not None else ModelBudgets()
+        limits: dict[str, BudgetLimit] = {"attempt": (budget or base).attempt, "task": (budget or base).task,
+                                          "run": base.run}
+        token = "hgw-" + _secrets.token_urlsafe(24)
+        replay = ReplayTrace.load(replay_trace) if replay_trace is not None else None
+        self._grants[token] = Grant(AttemptKey(run_id, task_id, attempt),
+                                    Path(trace_dir) / TRACE_NAME if trace_dir is not None else None, limits, replay)
+        return token
+
+    def revoke(self, token: str) -> None:
+        """End a token (its attempt ended): further calls with it get 401."""
+        if self._grants.pop(token, None) is not None:
+            self._revoked.add(token)
+
+    def agent_env(self, token: str, base_url: str | None = None) -> dict[str, str]:
+        """The variables an agent needs to reach its model through this gateway.
+        `base_url` is the gateway as the sandbox sees it (default: `self.url`)."""
+        url = (base_url or self.url or "").rstrip("/")
+        return {"OPENAI_BASE_URL": f"{url}/v1", "OPENAI_API_BASE": f"{url}/v1", "OPENAI_API_KEY": token,
+                "ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": token,
+                "HARNESS_MODEL_URL": url, "HARNESS_MODEL_TOKEN": token}
+
+    # --- what the harness reads ---------------------------------------------------
+
+    def spend(self, run: str, task: str | None = None, attempt: int | None = None) -> Spend:
+        """Spend so far of a run, a task (all attempts) or one attempt."""
+        return self.ledger.spend(run, task, attempt)
+
+    def verdict(self, run: str, task: str, attempt: int) -> Verdict | None:
+        """Why the attempt's calls stopped being answered (over_budget, upstream_unavailable,
+        replay_diverged), or None. An upstream_unavailable verdict is dropped when a later
+        call of the attempt is answered; over_budget stays."""
+        return self.proxy.verdicts.get(AttemptKey(run, task, attempt))
+
+    def replay_position(self, token: str) -> tuple[int, int] | None:
+        """(calls served, calls recorded) of a replaying token, or None."""
+        g = self._grants.get(token)
+        return (g.replay.next, len(g.replay.entries)) if g is not None and g.replay is not None else None
+
+    def upstream_stats(self) -> dict[str, dict]:
+        """Per upstream: calls in flight, waiting, the most ever in flight, breaker state."""
+        return {name: {"in_flight": u.limiter.in_flight, "waiting": u.limiter.waiting,
+                       "max_in_flight": u.max_in_flight, "circuit_open": not u.breaker.allows(),
+                       "consecutive_failures": u.breaker.consecutive}
+                for name, u in self.proxy.upstreams.items()}
+
+    @property
+    def recording_errors(self) -> list[str]:
+        """What could not be recorded (a full disk, an unwritable trace dir), one line each."""
+        return list(self.recorder.errors) if self.recorder is not None else []
+
+    def flush(self) -> None:
+        """Wait until every finished exchange is in its trace file."""
+        if self.recorder is not None:
+            self.recorder.flush()
