@@ -63,6 +63,9 @@ class SandboxRequest(Model):
     max_log_bytes: int | None = None
     """Most output bytes written to log_path; the rest is counted and named in one
     marker line at the end. None: the sandbox's default (64 MiB)."""
+    model_network: str | None = None
+    """The run's model network the sandbox joins instead of its configured network
+    (`Sandbox.open_model_route`); None: the configured one."""
 
 
 class SandboxResult(Model):

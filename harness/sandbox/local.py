@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..config import LocalSandboxConfig
 from ..records import SandboxRequest, SandboxResult
+from .base import ModelRoute
 from .output import OutputWatch
 
 _KEEPER = str(Path(__file__).with_name("_reap.py"))
@@ -48,6 +49,17 @@ class LocalSandbox:
 
     def cleanup(self, run_id: str | None = None, run_dir: Path | None = None) -> list[str]:
         return []
+
+    def open_model_route(self, run_id: str) -> ModelRoute:
+        """The gateway on loopback. Not enforced: a local command shares the host's
+        network and can reach anything the host can, not only the gateway."""
+        return ModelRoute("127.0.0.1", "127.0.0.1", None)
+
+    def seal_model_route(self, run_id: str, port: int) -> None:
+        """Nothing to seal: the local sandbox isolates nothing (see the module doc)."""
+
+    def close_model_route(self, run_id: str) -> None:
+        """Nothing was put in place."""
 
     def stop(self, run_id: str, run_dir: Path) -> list[str]:
         """Kill the processes of a run, found by `HARNESS_DIR=<run_dir>/...` in their
