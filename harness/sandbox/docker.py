@@ -4,7 +4,9 @@ Only the attempt's worktree is mounted (rw at /workspace) and its harness dir (r
 /harness); the shared .git, other worktrees and the Docker socket stay outside. The
 defaults are closed: network none, all capabilities dropped, no new privileges,
 read-only root with a tmpfs /tmp, memory (no swap), CPU and pids limits, and the
-invoking user's uid:gid so files come back theirs. The `docker` package is imported
+invoking user's uid:gid so files come back theirs. A request with `model_network`
+joins the run's fenced model network instead of network none (see `modelnet`), with
+every other default as it is. The `docker` package is imported
 when a DockerSandbox is made, never at `import harness` time.
 """
 
@@ -21,6 +23,8 @@ from typing import Any
 from ..config import DockerSandboxConfig
 from ..errors import SandboxError, SandboxUnavailable
 from ..records import SandboxRequest, SandboxResult
+from . import modelnet
+from .base import ModelRoute
 from .output import TAIL_BYTES, OutputWatch
 
 WORKSPACE = "/workspace"
@@ -112,7 +116,7 @@ class DockerSandbox:
         req.log_path.parent.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
         try:
-            container = client.containers.create(**self._create_args(req))
+            container = client.containers.create(**self._create_args(req, client))
         except docker.errors.ImageNotFound:
             self._image_id = None
             raise self._missing_image() from None
@@ -139,8 +143,10 @@ class DockerSandbox:
         """Remove containers this backend left behind, found by label. With a run id,
         every container of that run (running or not), and with `run_dir` only those
         that mount it (a run of the same id in another repository is left alone);
-        without, only stopped ones, so concurrent runs are never touched. Returns the
-        removed container names."""
+        without, only stopped ones, so concurrent runs are never touched. Model routes
+        go the same way: a run's own (opened by this process or a dead one), or
+        without a run id every one whose process is gone. Returns the removed
+        container, network and chain names."""
         import docker
 
         client = docker_client()
@@ -160,12 +166,17 @@ class DockerSandbox:
             except docker.errors.APIError as exc:
                 if exc.status_code != 409:  # 409: its own attempt is removing it right now
                     raise SandboxError(f"cannot remove container {container.name}: {_api_message(exc)}") from None
+        if run_id is None:
+            removed += modelnet.sweep(client)
+        else:
+            removed += modelnet.close_routes(client, run_id)
         return removed
 
     def stop(self, run_id: str, run_dir: Path) -> list[str]:
         """Kill the run's running containers, found by label and by the harness dir
         they mount (so a run of the same id in another repository is left alone); the
-        attempts waiting on them see them exit. `run` (or `cleanup`) removes them."""
+        attempts waiting on them see them exit. `run` (or `cleanup`) removes them.
+        The run's model route is closed too (see `close_model_route`)."""
         import docker
 
         client = docker_client()
@@ -179,7 +190,24 @@ class DockerSandbox:
                 stopped.append(container.name)
             except docker.errors.APIError:
                 pass  # it ended on its own meanwhile
+        modelnet.close_routes(client, run_id)
         return stopped
+
+    def open_model_route(self, run_id: str) -> ModelRoute:
+        """A fenced internal network for the run (see `modelnet`): the gateway binds
+        the bridge address, which is also where the sandboxes reach it. Raises
+        SandboxUnavailable (no iptables or no right to change it, a daemon not on
+        this machine), SandboxError."""
+        return modelnet.open_route(docker_client(), run_id)
+
+    def seal_model_route(self, run_id: str, port: int) -> None:
+        """Open the fence for `port` on the bridge address, and nothing else."""
+        modelnet.seal_route(docker_client(), run_id, port)
+
+    def close_model_route(self, run_id: str) -> None:
+        """Remove the run's model network and its firewall chain (this process's, or
+        a dead one's). Idempotent."""
+        modelnet.close_routes(docker_client(), run_id)
 
     # --- pieces --------------------------------------------------------------------
 
@@ -201,8 +229,13 @@ class DockerSandbox:
                 raise SandboxUnavailable(f"cannot inspect image {self.config.image}: {_api_message(exc)}") from None
         return self._image_id
 
-    def _create_args(self, req: SandboxRequest) -> dict[str, Any]:
+    def _create_args(self, req: SandboxRequest, client: Any = None) -> dict[str, Any]:
         cfg = self.config
+        network: dict[str, Any] = {"network_mode": cfg.network}
+        if req.model_network is not None:
+            # The bridge address as DNS server: the embedded resolver forwards into the fence.
+            gateway = modelnet.model_network_gateway(client or docker_client(), req.model_network)
+            network = {"network_mode": req.model_network, "dns": [gateway]}
         env = dict(req.env)
         env.update(HOME="/tmp", HARNESS_WORKSPACE=WORKSPACE, HARNESS_DIR=HARNESS_DIR,
                    HARNESS_TASK_FILE=f"{HARNESS_DIR}/task.json")
@@ -216,7 +249,7 @@ class DockerSandbox:
             user=cfg.user or f"{os.getuid()}:{os.getgid()}",
             volumes={str(req.workspace.resolve()): {"bind": WORKSPACE, "mode": "rw"},
                      str(req.harness_dir.resolve()): {"bind": HARNESS_DIR, "mode": "ro"}},
-            network_mode=cfg.network, cap_drop=["ALL"], cap_add=list(cfg.cap_add) or None,
+            **network, cap_drop=["ALL"], cap_add=list(cfg.cap_add) or None,
             security_opt=["no-new-privileges"], read_only=cfg.read_only_root,
             tmpfs={"/tmp": f"rw,exec,nosuid,nodev,size={cfg.tmpfs_size},mode=1777"},
             mem_limit=cfg.memory, memswap_limit=cfg.memory, nano_cpus=int(cfg.cpus * 1e9),
