@@ -14,6 +14,7 @@ import random
 import subprocess
 import threading
 import time
+import uuid
 
 import pytest
 
@@ -38,6 +39,20 @@ def test_is_a_sandbox(sandbox):
     assert isinstance(sandbox, Sandbox)
     assert sandbox.name in ("local", "docker")
     assert sandbox.isolates == (sandbox.name == "docker")
+
+
+def test_model_route_round_trip(sandbox):
+    """Open, seal and close a run's model route; closing twice is fine. Whether the
+    route keeps a sandbox to its gateway is tests/docker/test_model_network.py's."""
+    run_id = f"conf{uuid.uuid4().hex[:8]}"
+    route = sandbox.open_model_route(run_id)
+    try:
+        assert route.bind_host and route.agent_host
+        assert (route.network is None) == (not sandbox.isolates)
+        sandbox.seal_model_route(run_id, 40000)
+    finally:
+        sandbox.close_model_route(run_id)
+    sandbox.close_model_route(run_id)
 
 
 @pytest.mark.parametrize("code", [0, 1, 7, 42])
