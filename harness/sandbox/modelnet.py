@@ -194,7 +194,8 @@ def _networks(client: Any, run_id: str | None = None) -> list[Any]:
 
 def open_route(client: Any, run_id: str) -> ModelRoute:
     """Create the run's internal network, fenced (nothing reachable until sealed);
-    routes of this run left by a dead process go first. Raises SandboxUnavailable
+    a route of this run opened before by this process or left by a dead one goes
+    first. Raises SandboxUnavailable
     (no iptables, no right to change it, a daemon not on this machine) and
     SandboxError (the daemon refused the network)."""
     import docker
