@@ -286,3 +286,49 @@ def test_cleanup_sweeps_routes_of_dead_processes_only(sandbox, docker_daemon, ru
     assert network in sandbox.cleanup()
     assert not docker_daemon.networks.list(filters={"label": f"harness.run={run_id}"})
     assert token not in firewall()
+
+
+SERVE = r"""
+import os, socket, time
+srv = socket.socket()
+srv.bind(("0.0.0.0", 8000))
+srv.listen(8)
+srv.settimeout(0.2)
+me = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+me.connect(("10.255.255.255", 9))  # picks the address of the route's interface; sends nothing
+addr = me.getsockname()[0]
+socket.create_connection((addr, 8000), timeout=2).close()  # it listens on that address
+srv.accept()[0].close()
+open("/workspace/addr.tmp", "w").write(addr)
+os.rename("/workspace/addr.tmp", "/workspace/addr")
+while not os.path.exists("/workspace/done"):
+    try:
+        srv.accept()[0].close()
+        print("ACCEPTED", flush=True)
+    except OSError:
+        pass
+"""
+
+
+def test_sandboxes_of_a_run_do_not_reach_each_other(sandbox, routed, run_id, tmp_path):
+    route, gw, token = routed(run_id)
+    (tmp_path / "server").mkdir()
+    req = make_request(tmp_path / "server", ["python3", "-c", SERVE], timeout_s=120,
+                       labels={"harness.run": "modelnet-probe"}).model_copy(update={"model_network": route.network})
+    served = []
+    server = threading.Thread(target=lambda: served.append(sandbox.run(req)))
+    server.start()
+    addr = req.workspace / "addr"
+    try:
+        while not addr.exists() and server.is_alive():
+            server.join(0.05)
+        assert addr.exists(), req.log_path.read_text()
+        seen = probe(sandbox, tmp_path / "client", route.network, gateway=[gw.url, token],
+                     connect=[["neighbour", addr.read_text(), 8000]])
+    finally:
+        (req.workspace / "done").write_text("")
+        server.join(60)
+    assert served and served[0].exit_code == 0
+    assert seen["gateway"] == "answer through the gateway"
+    assert seen["neighbour"].startswith("closed"), seen["neighbour"]
+    assert "ACCEPTED" not in req.log_path.read_text()
