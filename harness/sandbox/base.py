@@ -6,9 +6,21 @@ A structural protocol, so a test double or a new backend needs no inheritance.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from ..records import SandboxRequest, SandboxResult
+
+
+class ModelRoute(NamedTuple):
+    """Where a run's model gateway listens and how its agents reach it."""
+
+    bind_host: str
+    """The host address the gateway binds (port 0: any free one)."""
+    agent_host: str
+    """The gateway's address as an agent inside this backend's sandbox sees it."""
+    network: str | None
+    """The network the run's sandboxes join instead of their configured one
+    (`SandboxRequest.model_network`); None: they stay where they are."""
 
 
 @runtime_checkable
@@ -34,3 +46,16 @@ class Sandbox(Protocol):
         its run label and the harness dir it mounts, a local process by the harness dir
         in its environment), whoever started it; a `run` call waiting on one returns.
         Returns what was stopped."""
+
+    def open_model_route(self, run_id: str) -> ModelRoute:
+        """Prepare the way from the run's sandboxes to its model gateway (before the
+        gateway starts) and say where the gateway binds. Raises SandboxError when it
+        cannot."""
+
+    def seal_model_route(self, run_id: str, port: int) -> None:
+        """The gateway listens on `port` of the route's bind host: let the run's
+        sandboxes reach that port and nothing else of the host."""
+
+    def close_model_route(self, run_id: str) -> None:
+        """Undo `open_model_route` (the run ended, was cancelled or crashed).
+        Idempotent: closing a route that is not open does nothing."""

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from ..config import LocalSandboxConfig
 from ..records import SandboxRequest, SandboxResult
+from .base import ModelRoute
 from .output import OutputWatch
 
 _KEEPER = str(Path(__file__).with_name("_reap.py"))
@@ -55,6 +56,17 @@ class LocalSandbox:
         process that is gone left behind. An agent that scrubs its environment
         escapes this: the local sandbox isolates nothing, as said above."""
         return [str(pid) for pid in kill_marked(f"HARNESS_DIR={run_dir}/".encode())]
+
+    def open_model_route(self, run_id: str) -> ModelRoute:
+        """The gateway on the loopback, where local agents reach it. Not enforced
+        locally: a local agent reaches every address the host does."""
+        return ModelRoute(bind_host="127.0.0.1", agent_host="127.0.0.1", network=None)
+
+    def seal_model_route(self, run_id: str, port: int) -> None:
+        """Nothing to seal: not enforced locally (the agent is a host process)."""
+
+    def close_model_route(self, run_id: str) -> None:
+        """Nothing to close: not enforced locally."""
 
     def run(self, req: SandboxRequest) -> SandboxResult:
         tag = uuid.uuid4().hex
