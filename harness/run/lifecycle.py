@@ -12,7 +12,7 @@ from typing import Iterator
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..config import Plan
-from ..errors import GitError, RunBusy, SandboxUnavailable, UsageError
+from ..errors import GitError, PlanError, RunBusy, SandboxUnavailable, UsageError
 from ..ids import check_run_id
 from ..progress import Progress, quiet
 from ..records import AgentResult, Attempt, RunRecord, TaskStatus, utcnow
@@ -119,6 +119,11 @@ def resume_run(run: Run, *, progress: Progress = quiet) -> RunRecord:
         record = run.reload()
         _check_resumable(record)
         plan = recorded_plan(run)
+        if plan.model is not None:
+            try:
+                plan.model.keys(dict(os.environ))  # the gateway injects them: say so before anything runs
+            except PlanError as exc:
+                raise PlanError(f"run {run_id!r}: {exc}") from None
         for cfg in {task.sandbox.model_dump_json(): task.sandbox for task in plan.tasks.values()}.values():
             get_sandbox(cfg).check()
         orch = Orchestrator(ws, store, plan, record.model_copy(update={"status": "running"}), progress)
