@@ -341,3 +341,118 @@ def test_bad_model_settings_are_one_line_and_exit_2_before_anything_is_made(tmp_
     assert not (repo / ".git" / "harness" / "runs" / "bad").exists()
     assert before == snapshot(repo)
     assert "Traceback" not in proc.stderr and not os.environ.get("MR_UNSET_KEY")
+
+
+class RouteSandbox:
+    """The local sandbox with a model route of its own, recording what it is asked."""
+
+    def __init__(self, config=None) -> None:
+        from harness.sandbox.local import LocalSandbox
+
+        self.inner = LocalSandbox(config)
+        self.name, self.isolates = "local", False
+        self.calls: list[tuple] = []
+        self.requests = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def open_model_route(self, run_id):
+        from harness.sandbox.base import ModelRoute
+
+        self.calls.append(("open", run_id))
+        return ModelRoute(bind_host="127.0.0.1", agent_host="localhost", network="net-test")
+
+    def seal_model_route(self, run_id, port):
+        self.calls.append(("seal", run_id, port))
+
+    def close_model_route(self, run_id):
+        self.calls.append(("close", run_id))
+
+    def run(self, req):
+        self.requests.append(req)
+        return self.inner.run(req)
+
+
+def _orchestrated(tmp_path, monkeypatch, upstream, body):
+    from harness.run import scheduler
+    from harness.run.lifecycle import prepare_run
+
+    sandbox = RouteSandbox()
+    monkeypatch.setattr(scheduler, "get_sandbox", lambda config: sandbox)
+    p = plan(tmp_path, "rt", upstreams(upstream.url) + body)
+    ws, store, resolved, record, _ = prepare_run(p, make_repo(tmp_path / "repo"))
+    store.reserve()
+    store.create(record)
+    return scheduler.Orchestrator(ws, store, resolved, record), sandbox
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_the_gateway_lives_on_the_sandbox_route_for_the_run_and_no_longer(tmp_path, keys, upstream, monkeypatch):
+    orch, sandbox = _orchestrated(tmp_path, monkeypatch, upstream, '''
+[[task]]
+id = "a"
+command = """curl -sS -f "$OPENAI_BASE_URL/models" -H "Authorization: Bearer $OPENAI_API_KEY" > models.json"""
+[task.model]
+model = "gpt-4o"
+''')
+    with orch.store.writer("run"):
+        record = orch.run()
+    assert record.tasks["a"].status == TaskStatus.succeeded, record.tasks["a"].exit_reason
+    (_, run_id), (_, _, port), (_, _) = sandbox.calls
+    assert [c[0] for c in sandbox.calls] == ["open", "seal", "close"] and run_id == "rt"
+    req = sandbox.requests[0]
+    assert req.model_network == "net-test"
+    assert req.env["HARNESS_MODEL_URL"] == f"http://localhost:{port}" and req.env["HARNESS_MODEL"] == "gpt-4o"
+    assert req.env["OPENAI_BASE_URL"] == f"http://localhost:{port}/v1"
+    assert not _listening(port)  # stopped with the run
+    kinds = [e["kind"] for e in orch.store.events()]
+    assert kinds.index("model_gateway_started") < kinds.index("attempt_started")
+    assert kinds.index("model_gateway_stopped") < kinds.index("run_ended")
+
+
+def test_a_run_that_crashes_stops_its_gateway_and_closes_its_route(tmp_path, keys, upstream, monkeypatch):
+    orch, sandbox = _orchestrated(tmp_path, monkeypatch, upstream, '[[task]]\nid = "a"\ncommand = "true"\n')
+
+    def broken(result):
+        raise RuntimeError("the harness broke")
+
+    monkeypatch.setattr(orch, "_finish", broken)
+    with orch.store.writer("run"), pytest.raises(RuntimeError):
+        orch.run()
+    assert [c[0] for c in sandbox.calls] == ["open", "seal", "close"]
+    assert not _listening(sandbox.calls[1][2])
+
+
+def test_an_agent_that_ignores_refusals_is_stopped_by_the_verdict(tmp_path, keys, upstream, agent):
+    stubborn = tmp_path / "stubborn.py"
+    stubborn.write_text(textwrap.dedent('''
+        import json, os, time, urllib.error, urllib.request
+        while True:  # calls on, refused or not
+            req = urllib.request.Request(os.environ["OPENAI_BASE_URL"] + "/chat/completions", method="POST",
+                data=json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode(),
+                headers={"authorization": "Bearer " + os.environ["OPENAI_API_KEY"],
+                         "content-type": "application/json"})
+            try:
+                urllib.request.urlopen(req, timeout=60).read()
+            except urllib.error.HTTPError:
+                time.sleep(0.05)
+        '''))
+    p = plan(tmp_path, "m7", upstreams(upstream.url) + f'''
+[model.budget.task]
+cost_usd = 0.0005
+
+[[task]]
+id = "stubborn"
+command = "{sys.executable} {stubborn}"
+timeout_s = 250
+''')
+    proc, record, _ = run(tmp_path, p)
+    assert proc.returncode == 1, proc.stderr
+    a = record.tasks["stubborn"].attempts[0]
+    assert a.status == TaskStatus.over_budget and a.exit_code is None
+    assert "task cost budget spent" in a.reason and a.spend.calls == 2, a.reason
