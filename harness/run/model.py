@@ -70,6 +70,33 @@ def cooldown_s(config: ModelConfig, upstream: str | None) -> float:
     return max(u.breaker_cooldown_s for u in ups)
 
 
+def spend_from_trace(attempt_dir: Path) -> ModelSpend | None:
+    """What an attempt spent, read back from its recording (`model.jsonl`): for an
+    attempt whose process died before it could say. None when it has no recording."""
+    try:
+        lines = (attempt_dir / "model.jsonl").read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    calls = inp = out = refused = 0
+    cost = 0.0
+    for line in lines:
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue  # torn by the kill
+        if not isinstance(e, dict):
+            continue
+        usage = e.get("usage") if isinstance(e.get("usage"), dict) else None
+        if usage is not None:
+            calls += 1
+            inp += int(usage.get("input_tokens") or 0)
+            out += int(usage.get("output_tokens") or 0)
+            cost += float(e.get("cost_usd") or 0.0)
+        elif e.get("outcome") in ("over_budget", "upstream_unavailable"):
+            refused += 1
+    return ModelSpend(calls=calls, input_tokens=inp, output_tokens=out, cost_usd=cost, refused=refused)
+
+
 class RunModel:
     """The run's gateway and its route. `start` before the first attempt, `close`
     when the run is over (idempotent)."""

@@ -456,3 +456,39 @@ timeout_s = 250
     a = record.tasks["stubborn"].attempts[0]
     assert a.status == TaskStatus.over_budget and a.exit_code is None
     assert "task cost budget spent" in a.reason and a.spend.calls == 2, a.reason
+
+
+def test_resume_starts_a_new_gateway_and_the_task_budget_counts_what_the_dead_run_spent(
+        tmp_path, keys, upstream, agent):
+    import subprocess
+
+    p = plan(tmp_path, "m8", upstreams(upstream.url) + f'''
+[model.budget.task]
+tokens = 150
+
+[[task]]
+id = "a"
+command = """if [ "$HARNESS_ATTEMPT" = 1 ]; then {agent} quiet openai && touch called && sleep 600; \\
+else {agent} loop openai; fi"""
+''')
+    repo = make_repo(tmp_path / "repo")
+    adir = repo / ".git" / "harness" / "runs" / "m8" / "tasks" / "a"
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(p), "--repo", str(repo)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60  # a safety net, not a measurement
+        while not ((repo / ".git/harness/worktrees/m8/a.1/called").exists()
+                   and (adir / "1" / "model.jsonl").is_file()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        proc.kill()
+        proc.wait(timeout=30)
+    resumed = harness("resume", "m8", "--repo", str(repo), "--json")
+    assert resumed.returncode == 1, resumed.stderr
+    record = RunRecord.model_validate_json(resumed.stdout)
+    first, second = record.tasks["a"].attempts
+    assert first.status == TaskStatus.cancelled and first.spend.calls == 1  # read back from its recording
+    assert second.status == TaskStatus.over_budget
+    assert second.spend.calls == 1, second.reason  # 120 of 150 tokens were spent before the kill
+    assert "task token budget spent: 240 of 150 tokens" in second.reason
+    assert record.tasks["a"].spend.calls == 2 and record.spend.input_tokens == 200
