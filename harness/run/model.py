@@ -284,10 +284,18 @@ class ModelAttempt:
             if self.stopped is not None:
                 return
             self.stopped = why
-        # Scoped to the attempt's dir: both backends find its command by what lives
-        # under the dir they are given (the harness dir it mounts, or names).
-        threading.Thread(target=self.inner.stop, args=(self.key[0], self.attempt_dir), daemon=True,
-                         name=f"stop-{self.key[1]}.{self.key[2]}").start()
+        threading.Thread(target=self._stop_command, daemon=True, name=f"stop-{self.key[1]}.{self.key[2]}").start()
+
+    def _stop_command(self) -> None:
+        # `Sandbox.stop` scoped to the attempt's dir: a backend finds the command by its
+        # harness dir under the dir it is given (local: as named in the command's
+        # environment; docker: the mount's source, resolved).
+        dirs = dict.fromkeys([self.attempt_dir, self.attempt_dir.resolve()])
+        for d in dirs:
+            try:
+                self.inner.stop(self.key[0], d)
+            except Exception:  # a backend that cannot stop it: the timeout still will
+                pass
 
     # --- from the gateway's thread --------------------------------------------------
 
