@@ -492,3 +492,37 @@ else {agent} loop openai; fi"""
     assert second.spend.calls == 1, second.reason  # 120 of 150 tokens were spent before the kill
     assert "task token budget spent: 240 of 150 tokens" in second.reason
     assert record.tasks["a"].spend.calls == 2 and record.spend.input_tokens == 200
+
+
+def test_an_ended_attempts_token_is_refused_to_the_next_one(tmp_path, keys, upstream):
+    kept = tmp_path / "kept-token"
+    reuse = tmp_path / "reuse.py"
+    reuse.write_text(textwrap.dedent(f'''
+        import json, os, sys, urllib.error, urllib.request
+        if os.environ["HARNESS_ATTEMPT"] == "1":
+            open({str(kept)!r}, "w").write(os.environ["OPENAI_API_KEY"])  # smuggled out of its attempt
+            sys.exit(1)
+        old = open({str(kept)!r}).read()
+        assert old != os.environ["OPENAI_API_KEY"]
+        req = urllib.request.Request(os.environ["OPENAI_BASE_URL"] + "/chat/completions", method="POST",
+            data=json.dumps({{"model": "gpt-4o", "messages": [{{"role": "user", "content": "hi"}}]}}).encode(),
+            headers={{"authorization": "Bearer " + old, "content-type": "application/json"}})
+        try:
+            urllib.request.urlopen(req, timeout=60)
+            sys.exit(5)
+        except urllib.error.HTTPError as e:
+            print(e.code, e.read().decode(), flush=True)
+            sys.exit(0 if e.code == 401 else 6)
+        '''))
+    p = plan(tmp_path, "m9", upstreams(upstream.url) + f'''
+[[task]]
+id = "reuse"
+command = "{sys.executable} {reuse}"
+retries = 1
+''', run_extra="backoff_s = 0.01")
+    proc, record, _ = run(tmp_path, p)
+    assert proc.returncode == 0, proc.stderr
+    first, second = record.tasks["reuse"].attempts
+    assert (first.status, second.status) == (TaskStatus.failed, TaskStatus.succeeded)
+    assert "this token's attempt has ended" in Path(second.log_path).read_text()
+    assert upstream.calls == 0 and second.spend.calls == 0
