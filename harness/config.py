@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
 
@@ -260,7 +261,7 @@ class ResolvedPlan:
     tasks: dict[str, ResolvedTask] = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
 
-    @property
+    @cached_property
     def model(self) -> ModelConfig | None:
         """The plan's [model] table, from the plan as written (it is not resolved
         further, and a saved plan keeps it there)."""

@@ -75,6 +75,7 @@ def run_summary(record: dict) -> str:
         rows.append([tid, status, str(len(r.get("attempts", []))),
                      r.get("branch") or "-", fate["fate"] if fate["fate"] != "no_branch" else "-", reason])
     lines.append(_table(rows))
+    lines += _model_spend(record)
     return "\n".join(lines)
 
 
@@ -121,7 +122,6 @@ def run_detail(record: dict) -> str:
         conflicted = sum(1 for s in steps if s.get("outcome") == "conflicted" and s.get("conflict"))
         lines += ["", f"integration {m['branch']} = {m['head'][:10]} onto {m['onto']}: "
                   f"{folded} folded, {conflicted} conflicted ({m.get('status', 'clean')})"]
-    lines += _model_spend(record)
     for c in record.get("conflicts", []):
         for p in c.get("paths", []):
             lines.append(f"  conflict {c['task_id']}: {p['path']} ({p['kind']}) "
