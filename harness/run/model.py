@@ -142,12 +142,15 @@ class RunModel:
         host = self.route.agent_host
         return f"http://{'[' + host + ']' if ':' in host else host}:{self.gateway.port}"
 
-    def close(self) -> None:
-        """Stop the gateway (what is being recorded is written out) and close the route."""
+    def close(self) -> list[str]:
+        """Stop the gateway (what is being recorded is written out) and close the route.
+        Returns what could not be recorded (a full disk, say), one line each."""
         gw, self.gateway = self.gateway, None
         try:
             if gw is not None:
                 gw.stop()
+                return gw.recording_errors
+            return []
         finally:
             if self.route is not None:
                 self.route = None

@@ -112,8 +112,7 @@ class Orchestrator:
         finally:
             self.model = None
             spend = model.spend()
-            model.close()
-            self.store.event("model_gateway_stopped", spend=spend)
+            self.store.event("model_gateway_stopped", spend=spend, recording_errors=model.close())
 
     # --- the DAG ---------------------------------------------------------------------
 
