@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, Union
 
@@ -136,6 +137,8 @@ class StrategyFile(_Config):
     stall_s: Seconds | None = None
     max_steps: int | None = Field(default=None, ge=1)
     env: dict[str, str] = {}
+    model: TaskModelConfig | None = None
+    """Model settings of the tasks that use this strategy (their own budget); a task's own win."""
 
 
 class RunConfig(_Config):
@@ -202,12 +205,16 @@ class TaskConfig(_Config):
     sandbox: SandboxConfig | None = None
     agent: AgentConfig | None = None
     env: dict[str, str] = {}
+    model: TaskModelConfig | None = None
+    """This task's model settings ([task.model]): the model its agent is told to use, its own budget."""
 
     _coerce = field_validator("sandbox", "agent", mode="before")(lambda cls, v: coerce_typed(v))
 
 
 class Plan(_Config):
     run: RunConfig = RunConfig()
+    model: ModelConfig | None = None
+    """The [model] table: with it, the run starts a model gateway its agents call."""
     task: list[TaskConfig] = Field(min_length=1)
 
 
@@ -232,6 +239,19 @@ class ResolvedTask:
     stall_s: float | None = None
     max_steps: int | None = None
     max_log_bytes: int | None = None
+    model: str | None = None
+    """The model the agent is told to use ($HARNESS_MODEL), from the task or its strategy."""
+    model_budget: dict[str, dict] | None = None
+    """The task's own model budgets, `ModelBudgets`' JSON form (attempt and task limits
+    from the task, else its strategy); None: the plan's. Kept as JSON so the saved
+    plan (repo.run.save_plan) holds it as it holds every other field."""
+
+    def model_budgets(self, plan_budgets: ModelBudgets) -> ModelBudgets:
+        """The limits the gateway applies to this task's attempts: its own where set,
+        else the plan's [model.budget] (the run's limit is always the plan's)."""
+        own = ModelBudgets.model_validate(self.model_budget or {})
+        return plan_budgets.model_copy(update={s: getattr(own, s) for s in ("attempt", "task")
+                                               if getattr(own, s) != BudgetLimit()})
 
 
 @dataclass
@@ -240,6 +260,13 @@ class ResolvedPlan:
     run: RunConfig
     tasks: dict[str, ResolvedTask] = field(default_factory=dict)
     raw: dict = field(default_factory=dict)
+
+    @cached_property
+    def model(self) -> ModelConfig | None:
+        """The plan's [model] table, from the plan as written (it is not resolved
+        further, and a saved plan keeps it there)."""
+        data = self.raw.get("model")
+        return ModelConfig.model_validate(data) if data else None
 
     def ancestors(self, tid: str) -> set[str]:
         """Every task `tid` waits for, directly or through others."""
@@ -433,3 +460,23 @@ def load_model_config(data: dict[str, Any], source: str = "plan") -> ModelConfig
         return ModelConfig.model_validate(data)
     except ValidationError as exc:
         raise PlanError(_describe(Path(source), data, exc).replace(f"{source}: ", f"{source}: model.", 1)) from None
+
+
+class TaskModelConfig(_Config):
+    """A task's or a strategy's [model] settings."""
+
+    model: Annotated[str, Field(min_length=1)] | None = None
+    """The model the agent is told to use ($HARNESS_MODEL); some upstream must serve it."""
+    budget: TaskModelBudget = Field(default_factory=lambda: TaskModelBudget())
+    """Limits that replace the plan's [model.budget] attempt and task limits for this task."""
+
+
+class TaskModelBudget(_Config):
+    """A task's own limits: per attempt and for the task (all its attempts)."""
+
+    attempt: BudgetLimit = BudgetLimit()
+    task: BudgetLimit = BudgetLimit()
+
+
+for _m in (TaskModelConfig, StrategyFile, TaskConfig, Plan):
+    _m.model_rebuild()

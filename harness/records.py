@@ -37,6 +37,10 @@ class TaskStatus(str, Enum):
     cancelled = "cancelled"
     conflicted = "conflicted"
     rejected_by_gate = "rejected_by_gate"
+    over_budget = "over_budget"
+    """The run's model gateway refused the attempt's calls past a token or cost budget."""
+    upstream_unavailable = "upstream_unavailable"
+    """The attempt's model upstream stopped answering (every retry failed, or its circuit is open)."""
 
 
 # --- sandbox -------------------------------------------------------------------------
@@ -197,6 +201,23 @@ class FailureInfo(Model):
     message: str
 
 
+class ModelSpend(Model):
+    """What an attempt, a task or a run spent on model calls through the run's gateway."""
+
+    calls: int = 0
+    """Calls an upstream answered (retries not counted)."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    refused: int = 0
+    """Calls the gateway refused (over budget, upstream unavailable)."""
+
+    def __add__(self, other: ModelSpend) -> ModelSpend:
+        return ModelSpend(calls=self.calls + other.calls, input_tokens=self.input_tokens + other.input_tokens,
+                          output_tokens=self.output_tokens + other.output_tokens,
+                          cost_usd=self.cost_usd + other.cost_usd, refused=self.refused + other.refused)
+
+
 class Attempt(Model):
     number: int
     status: TaskStatus
@@ -217,6 +238,8 @@ class Attempt(Model):
     diff: DiffStat | None = None
     sandbox: str = "local"
     image_id: str | None = None
+    spend: ModelSpend | None = None
+    """Its model calls through the run's gateway; None when the run has no [model]."""
 
 
 class AgentResult(Model):
@@ -236,6 +259,8 @@ class AgentResult(Model):
     diff: DiffStat | None = None
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    spend: ModelSpend | None = None
+    """Model spend of all its attempts; None when the run has no [model]."""
 
 
 # --- integration and gate ------------------------------------------------------------
@@ -493,6 +518,8 @@ class RunRecord(Model):
     """The signal that cancelled the run (SIGINT, SIGTERM), when one did."""
     seq: int | None = None
     """The last event of the run's log this snapshot reflects (readers replay the rest)."""
+    spend: ModelSpend | None = None
+    """Model spend of every task's attempts; None when the run has no [model]."""
 
     @property
     def ok(self) -> bool:

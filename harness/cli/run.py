@@ -99,7 +99,33 @@ def show(run_id: str, task: str | None, repo: Path, as_json: bool) -> None:
         return
     if task not in tasks:
         raise UsageError(f"run {run_id!r} has no task {task!r}")
-    click.echo(_json({**tasks[task], "branch_fate": fates[task]}) if as_json else views.task_detail(record, task))
+    if as_json:
+        click.echo(_json({**tasks[task], "branch_fate": fates[task]}))
+        return
+    calls = {a["number"]: _model_calls(log.attempt_dir(task, a["number"])) for a in tasks[task].get("attempts", [])}
+    click.echo(views.task_detail(record, task, calls))
+
+
+def _model_calls(attempt_dir: Path) -> tuple[list[dict], dict]:
+    """An attempt's model trace (model.jsonl, by seq) and how many steps came before
+    each call (model-steps.json), read as plain JSON; unreadable lines are skipped."""
+    calls = []
+    try:
+        with open(attempt_dir / "model.jsonl", encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and isinstance(entry.get("seq"), int):
+                    calls.append(entry)
+    except OSError:
+        pass
+    try:
+        order = json.loads((attempt_dir / "model-steps.json").read_text()).get("steps_before_call", {})
+    except (OSError, ValueError, AttributeError):
+        order = {}
+    return sorted(calls, key=lambda c: c["seq"]), order if isinstance(order, dict) else {}
 
 
 def _runs_dir(repo: Path) -> Path:

@@ -75,6 +75,7 @@ def run_summary(record: dict) -> str:
         rows.append([tid, status, str(len(r.get("attempts", []))),
                      r.get("branch") or "-", fate["fate"] if fate["fate"] != "no_branch" else "-", reason])
     lines.append(_table(rows))
+    lines += _model_spend(record)
     return "\n".join(lines)
 
 
@@ -140,6 +141,60 @@ def run_detail(record: dict) -> str:
     return "\n".join(lines)
 
 
+def _money(spend: dict) -> str:
+    return (f"{spend.get('calls', 0)} model call(s), {spend.get('input_tokens', 0)} in / "
+            f"{spend.get('output_tokens', 0)} out tokens, ${spend.get('cost_usd', 0.0):.4f}"
+            + (f", {spend['refused']} refused" if spend.get("refused") else ""))
+
+
+def _model_spend(record: dict) -> list[str]:
+    """Tokens and cost per task and the run's total (summed from the tasks, so a run
+    still going or interrupted shows what it spent so far); nothing without [model]."""
+    tasks = {tid: r["spend"] for tid, r in record.get("tasks", {}).items() if r.get("spend")}
+    if not tasks and not record.get("spend"):
+        return []
+    total = {k: sum(t.get(k, 0) for t in tasks.values())
+             for k in ("calls", "input_tokens", "output_tokens", "cost_usd", "refused")}
+    rows = [["TASK", "CALLS", "IN", "OUT", "COST", "REFUSED"]]
+    for tid, sp in tasks.items():
+        rows.append([tid, str(sp.get("calls", 0)), str(sp.get("input_tokens", 0)), str(sp.get("output_tokens", 0)),
+                     f"${sp.get('cost_usd', 0.0):.4f}", str(sp.get("refused", 0))])
+    return ["", f"model  total: {_money(total)}", *("  " + line for line in _table(rows).splitlines())]
+
+
+def _call_line(c: dict) -> str:
+    """One model call of an attempt's trace (its JSON line)."""
+    resp = c.get("response") or {}
+    usage = c.get("usage") or {}
+    what = " ".join(x for x in (c.get("endpoint"), c.get("model"), "stream" if c.get("stream") else "") if x)
+    line = (f"model #{c.get('seq')} {what} -> {c.get('upstream') or '-'}: {resp.get('status', '-')} "
+            f"{c.get('outcome') or ''}")
+    if usage:
+        line += f", {usage.get('input_tokens', 0)} in / {usage.get('output_tokens', 0)} out tokens"
+    if c.get("cost_usd"):
+        line += f", ${c['cost_usd']:.6f}"
+    if c.get("elapsed_s") is not None:
+        line += f", {c['elapsed_s']:.2f}s"
+    if c.get("retry"):
+        line += f", {c['retry']} retr{'y' if c['retry'] == 1 else 'ies'}"
+    if c.get("error"):
+        line += f" ({c['error']})"
+    return line
+
+
+def _steps_and_calls(a: dict, calls: list[dict], order: dict[str, int]) -> list[str]:
+    """The attempt's steps with its model calls among them, in the order they came
+    (`order`: how many steps the log held when each call arrived; a call without a
+    place is listed after the steps)."""
+    trace, out, pending = a.get("tool_trace", []), [], sorted(calls, key=lambda c: c.get("seq", 0))
+    for i, step in enumerate(trace):
+        while pending and order.get(str(pending[0].get("seq")), len(trace)) <= i:
+            out.append(_call_line(pending.pop(0)))
+        out.append(f"- {step}")
+    out += [_call_line(c) for c in pending]
+    return out
+
+
 def task_progress(record: dict, live: dict) -> str:
     """A task of a run with no result yet (runlog.RunLog.task_progress)."""
     lines = [f"task {live['task_id']} of run {record['run_id']}: {live['status']}"]
@@ -153,7 +208,9 @@ def task_progress(record: dict, live: dict) -> str:
     return "\n".join(lines)
 
 
-def task_detail(record: dict, tid: str) -> str:
+def task_detail(record: dict, tid: str, model_calls: dict[int, tuple[list[dict], dict]] | None = None) -> str:
+    """A task's attempts; `model_calls` maps an attempt's number to its model trace's
+    lines and the order file's `steps_before_call`, listed among its steps."""
     r = record["tasks"][tid]
     fate = branch_fates(record).get(tid, {"fate": "not_integrated", "detail": ""})
     status = _agent_status(r)
@@ -173,7 +230,16 @@ def task_detail(record: dict, tid: str) -> str:
                      + (f" ({a['reason']})" if a.get("reason") else "") + (f" ref {a['ref']}" if a.get("ref") else ""))
         lines.append(f"    log {a.get('log_path')}")
         steps, trace = a.get("steps", 0), a.get("tool_trace", [])
-        if steps:
+        calls, order = (model_calls or {}).get(a["number"], ([], {}))
+        if a.get("spend"):
+            lines.append(f"    model {_money(a['spend'])}")
+        if calls:
+            shown = _steps_and_calls(a, calls, order)
+            more = len(shown) - 40
+            lines.append(f"    {steps} step(s) and {len(calls)} model call(s), in order"
+                         + (f" (the last 40; {more} before)" if more > 0 else "") + ":")
+            lines += [f"    {t}" for t in shown[-40:]]
+        elif steps:
             shown = trace[-8:]
             lines.append(f"    {steps} step(s)" + (f", the last {len(shown)}:" if steps > len(shown) else ":"))
             lines += [f"    - {t}" for t in shown]

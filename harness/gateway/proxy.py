@@ -73,8 +73,10 @@ class Exchange:
 class Proxy:
     def __init__(self, config: ModelConfig, secrets: dict[str, str], ledger: Ledger,
                  recorder: Recorder | None, grants: dict[str, Grant], revoked: set[str],
-                 on_verdict: Callable[[AttemptKey, Verdict], None] | None = None) -> None:
+                 on_verdict: Callable[[AttemptKey, Verdict], None] | None = None,
+                 on_call: Callable[[AttemptKey, int, bool], None] | None = None) -> None:
         self.config = config
+        self.on_call = on_call
         self.ledger = ledger
         self.recorder = recorder
         self.grants = grants
@@ -169,6 +171,7 @@ class Proxy:
                    "response": None, "outcome": None, "error": None, "tries": [], "retry": 0,
                    "queued_s": 0.0, "ttfb_s": None, "elapsed_s": None,
                    "usage": None, "cost_usd": 0.0}
+        self._notify(x, True)
         try:
             resp = await self._call(x, model)
         except asyncio.CancelledError:  # the client went away
@@ -176,7 +179,15 @@ class Proxy:
             raise
         finally:
             self.finish(x)
+            self._notify(x, False)
         return resp
+
+    def _notify(self, x: Exchange, started: bool) -> None:
+        if self.on_call is not None:
+            try:
+                self.on_call(x.grant.key, x.seq, started)
+            except Exception:  # the harness's callback must not break the gateway
+                pass
 
     def finish(self, x: Exchange) -> None:
         """Hand the exchange to the recorder, once."""

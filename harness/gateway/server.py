@@ -37,7 +37,10 @@ class Gateway:
 
     `on_verdict(key, verdict)` is called on the gateway's thread when an attempt's call
     is refused (over budget, upstream unavailable, replay diverged), so the harness can
-    stop that attempt at once; it must not block.
+    stop that attempt at once; it must not block. `on_call(key, seq, started)` is called
+    on that thread when an attempt's call arrives (True) and when it ends (False),
+    whatever its outcome, so the harness knows which attempts have calls in flight
+    (queued, retried, streaming); it must not block either.
 
     Raises PlanError (from `ModelConfig.keys`) when an upstream's key variable is unset.
     With `replay=True` no upstream is called and no key is needed: each token serves
@@ -47,6 +50,7 @@ class Gateway:
     def __init__(self, config: ModelConfig | None, run_id: str, *, blobs_dir: Path | None = None,
                  host: str = "127.0.0.1", port: int = 0, environ: Mapping[str, str] | None = None,
                  on_verdict: Callable[[AttemptKey, Verdict], None] | None = None,
+                 on_call: Callable[[AttemptKey, int, bool], None] | None = None,
                  replay: bool = False) -> None:
         if config is None and not replay:
             raise UsageError("a gateway needs a [model] table unless it replays")
@@ -59,7 +63,8 @@ class Gateway:
         self.recorder = Recorder(self.blobs, list(keys.values())) if self.blobs is not None else None
         self._grants: dict[str, Grant] = {}
         self._revoked: set[str] = set()
-        self.proxy = Proxy(config, keys, self.ledger, self.recorder, self._grants, self._revoked, on_verdict)
+        self.proxy = Proxy(config, keys, self.ledger, self.recorder, self._grants, self._revoked, on_verdict,
+                           on_call)
         if replay:
             if self.blobs is None:
                 raise UsageError("replay needs the recorded run's blobs_dir")

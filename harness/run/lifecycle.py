@@ -12,7 +12,7 @@ from typing import Iterator
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..config import Plan
-from ..errors import GitError, RunBusy, SandboxUnavailable, UsageError
+from ..errors import GitError, PlanError, RunBusy, SandboxUnavailable, UsageError
 from ..ids import check_run_id
 from ..progress import Progress, quiet
 from ..records import AgentResult, Attempt, RunRecord, TaskStatus, utcnow
@@ -20,6 +20,7 @@ from ..repo.run import Run, save_plan
 from ..repo.store import RunStore
 from ..repo.workspace import Workspace, attempt_ref, resolve_commit
 from ..sandbox import NAMES, default_config, get_sandbox
+from .model import spend_from_trace
 from .plan import ResolvedPlan, new_run_id, resolve, resolve_plan
 from .scheduler import Orchestrator, attempt_message
 from .scopes import plan_scope_overlaps
@@ -119,6 +120,11 @@ def resume_run(run: Run, *, progress: Progress = quiet) -> RunRecord:
         record = run.reload()
         _check_resumable(record)
         plan = recorded_plan(run)
+        if plan.model is not None:
+            try:
+                plan.model.keys(dict(os.environ))  # the gateway injects them: say so before anything runs
+            except PlanError as exc:
+                raise PlanError(f"run {run_id!r}: {exc}") from None
         for cfg in {task.sandbox.model_dump_json(): task.sandbox for task in plan.tasks.values()}.values():
             get_sandbox(cfg).check()
         orch = Orchestrator(ws, store, plan, record.model_copy(update={"status": "running"}), progress)
@@ -226,7 +232,8 @@ def _salvage_attempt(orch: Orchestrator, store: RunStore, plan: ResolvedPlan, ti
     attempt = Attempt(number=n, status=TaskStatus.cancelled, reason=why, started_at=now, ended_at=now,
                       duration_s=0.0, base_commit=base, commit=commit, ref=ref if commit else None,
                       log_path=str(store.attempt_dir(tid, n) / "output.log"), diff=diff,
-                      sandbox=plan.tasks[tid].sandbox.type if tid in plan.tasks else "local")
+                      sandbox=plan.tasks[tid].sandbox.type if tid in plan.tasks else "local",
+                      spend=spend_from_trace(store.attempt_dir(tid, n)) if plan.model is not None else None)
     store.event("attempt_finished", task=tid, attempt=n, status=attempt.status.value, reason=why,
                 commit=commit, record=attempt)
     return attempt

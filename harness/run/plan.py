@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import time
 from pathlib import Path
 
-from ..config import CommandAgentConfig, Plan, ResolvedPlan, ResolvedTask, StrategyFile, load_plan, load_strategy
+from ..config import (BudgetLimit, CommandAgentConfig, Plan, ResolvedPlan, ResolvedTask, StrategyFile,
+                      TaskModelConfig, load_plan, load_strategy)
 from ..errors import PlanError, UsageError
 from ..sandbox import sandbox_override
 
@@ -24,7 +26,11 @@ def resolve_plan(path: Path, *, sandbox: str | None = None, max_parallel: int | 
 
 
 def resolve(plan: Plan, path: Path | None, *, sandbox: str | None = None,
-            max_parallel: int | None = None, keep_sandboxes: bool = False) -> ResolvedPlan:
+            max_parallel: int | None = None, keep_sandboxes: bool = False,
+            environ: dict[str, str] | None = None) -> ResolvedPlan:
+    """Resolve a validated plan: strategies read, defaults filled in, the graph and the
+    [model] table checked (every key variable set in `environ`, default the process's).
+    Raises PlanError / UsageError, creates nothing."""
     run = plan.run
     updates: dict = {}
     if max_parallel is not None:
@@ -89,9 +95,52 @@ def resolve(plan: Plan, path: Path | None, *, sandbox: str | None = None,
             env={**run.env, **(strat.env if strat else {}), **t.env},
             strategy=strat.name if strat else None,
             order=order,
+            **_task_model(t.model, strat.model if strat else None),
         )
     _check_graph(out, where)
+    _check_model(plan, out, where, os.environ if environ is None else environ)
     return out
+
+
+def _task_model(own: TaskModelConfig | None, strat: TaskModelConfig | None) -> dict:
+    """A task's model name and own budgets: the task's where it sets them, else its strategy's."""
+    model = (own.model if own else None) or (strat.model if strat else None)
+    budget = {}
+    for scope in ("attempt", "task"):
+        for cfg in (own, strat):
+            limit = getattr(cfg.budget, scope) if cfg is not None else BudgetLimit()
+            if limit != BudgetLimit():
+                budget[scope] = limit.model_dump(mode="json", exclude_none=True)
+                break
+    return {"model": model, "model_budget": budget or None}
+
+
+def _check_model(plan: Plan, out: ResolvedPlan, where: str, environ) -> None:
+    """A plan's model settings are usable before anything is made: the [model] table
+    is there when a task asks for a model, each upstream's key variable is set, each
+    model a task names is served, and the tasks share one sandbox backend (the gateway
+    listens where that backend's agents reach it)."""
+    model = plan.model
+    for t in out.tasks.values():
+        if t.model is None and t.model_budget is None:
+            continue
+        if model is None:
+            raise PlanError(f"{where}: task {t.id!r} field model: the plan has no [model] table")
+        if t.model is not None and model.upstream_for(t.model) is None:
+            served = "; ".join(f"{u.name}: {', '.join(u.models)}" for u in model.upstream)
+            raise PlanError(f"{where}: task {t.id!r} field model.model: unknown upstream for model "
+                            f"{t.model!r} (served: {served})")
+    if model is None:
+        return
+    try:
+        model.keys(dict(environ))
+    except PlanError as exc:
+        raise PlanError(f"{where}: {exc}") from None
+    kinds = {t.sandbox.type: t.id for t in out.tasks.values()}
+    if len(kinds) > 1:
+        raise PlanError(f"{where}: model: a run with a [model] table runs every task in one sandbox backend "
+                        f"(the gateway listens where that backend's agents reach it); found "
+                        + ", ".join(f"{k} (task {tid!r})" for k, tid in kinds.items()))
 
 
 def _first(*values):

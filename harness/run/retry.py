@@ -14,6 +14,7 @@ from ..progress import Progress
 from ..records import AgentResult, ConflictRecord, RunRecord, TaskStatus
 from ..repo.store import RunStore
 from ..repo.workspace import Workspace
+from .model import total_spend
 from .plan import resolve_plan
 from .scheduler import Orchestrator
 
@@ -40,8 +41,10 @@ class ConflictRetry:
         used = max(0, len(prev.attempts) - 1)
         retries = max(0, task.retries - used)
         self.store.event("integrate_retry", task=task_id, base=head, retries=retries)
-        new = self.orch.run_task(task, base_commit=head, conflict=conflict,
-                                 first_attempt=len(prev.attempts) + 1, retries=retries)
+        seed = [(t, a) for t, r in {**self.orch.record.tasks, **self.results}.items() for a in r.attempts]
+        with self.orch.model_session(seed):
+            new = self.orch.run_task(task, base_commit=head, conflict=conflict,
+                                     first_attempt=len(prev.attempts) + 1, retries=retries)
         ok = new.status == TaskStatus.succeeded
         merged = new.model_copy(update={
             "attempts": [*prev.attempts, *new.attempts],
@@ -53,6 +56,7 @@ class ConflictRetry:
             "branch": new.branch or prev.branch,
             "head_commit": new.head_commit if ok else prev.head_commit,
             "diff": new.diff if ok else prev.diff,
+            "spend": total_spend([*prev.attempts, *new.attempts]),
         })
         self.results[task_id] = merged
         return new.head_commit if ok else None
@@ -60,4 +64,5 @@ class ConflictRetry:
     def record(self, record: RunRecord) -> RunRecord:
         tasks = {**record.tasks, **self.results}
         worktrees = list(dict.fromkeys([*record.worktrees, *self.orch.record.worktrees]))
-        return record.model_copy(update={"tasks": tasks, "worktrees": worktrees})
+        spend = total_spend(tasks.values()) if record.spend is not None or self.orch.plan.model else None
+        return record.model_copy(update={"tasks": tasks, "worktrees": worktrees, "spend": spend})

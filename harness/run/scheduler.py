@@ -7,9 +7,10 @@ import shutil
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 from .. import failpoints
 from ..agents import get_agent
@@ -25,7 +26,11 @@ from ..repo.workspace import (Workspace, WorktreeCommit, attempt_ref, branch_ref
                               worktree_name)
 from ..sandbox import get_sandbox
 from ..sandbox.base import Sandbox
+from .model import ModelOutcome, RunModel, cooldown_s, total_spend
 from .plan import ResolvedPlan, ResolvedTask
+
+STOPS_TASK = (TaskStatus.succeeded, TaskStatus.cancelled, TaskStatus.over_budget)
+"""An attempt ending so is the task's last: done, stopped, or its model budget spent."""
 
 
 class Orchestrator:
@@ -52,6 +57,9 @@ class Orchestrator:
         self._cancel = threading.Event()
         self._live = 0
         self._done_count = 0
+        self.model: RunModel | None = None
+        """The run's model gateway while one runs (see `model_session`)."""
+        self._verdict_upstreams: dict[tuple[str, int], str | None] = {}
 
     # --- stopping --------------------------------------------------------------------
 
@@ -81,6 +89,31 @@ class Orchestrator:
                     return
             time.sleep(0.5)
 
+    # --- the model gateway -----------------------------------------------------------
+
+    @contextmanager
+    def model_session(self, seed: Iterable[tuple[str, Attempt]] = ()) -> Iterator[None]:
+        """While the block runs, the plan's [model] gateway serves this run's attempts
+        (nothing when the plan has none, or one is already running). It is stopped and
+        its route closed however the block ends. `seed`: earlier attempts whose spend
+        counts against the task and run budgets."""
+        config = self.plan.model
+        if config is None or self.model is not None:
+            yield
+            return
+        first = min(self.plan.tasks.values(), key=lambda t: t.order)
+        model = RunModel(config, self.record.run_id, self.store.dir, self.sandbox_for(first))
+        url = model.start(seed)
+        self.store.event("model_gateway_started", url=url, network=model.route.network,
+                         upstreams=[u.name for u in config.upstream])
+        self.model = model
+        try:
+            yield
+        finally:
+            self.model = None
+            spend = model.spend()
+            self.store.event("model_gateway_stopped", spend=spend, recording_errors=model.close())
+
     # --- the DAG ---------------------------------------------------------------------
 
     def run(self, done: dict[str, AgentResult] | None = None,
@@ -94,8 +127,10 @@ class Orchestrator:
         self._done_count = len(results)
         self.store.event("run_started", tasks=len(tasks), max_parallel=self.plan.run.max_parallel,
                          resumed=len(results))
-        with ThreadPoolExecutor(max_workers=self.plan.run.max_parallel,
-                                thread_name_prefix="agent") as pool:
+        seed = [(t, a) for t, r in results.items() for a in r.attempts]
+        seed += [(t, a) for t, attempts in prior.items() for a in attempts]
+        with self.model_session(seed), ThreadPoolExecutor(max_workers=self.plan.run.max_parallel,
+                                                          thread_name_prefix="agent") as pool:
             running: dict[Future, str] = {}
 
             def schedule() -> None:
@@ -134,7 +169,8 @@ class Orchestrator:
         status = "cancelled" if self._cancel.is_set() else "finished"
         self.store.event("run_ended", status=status, ok=self.record.ok, cancelled_by=self.cancelled_by)
         self.record = self.record.model_copy(update={"status": status, "ended_at": utcnow(),
-                                                     "cancelled_by": self.cancelled_by})
+                                                     "cancelled_by": self.cancelled_by,
+                                                     "spend": total_spend(self.record.tasks.values())})
         self.store.snapshot(self.record)
         return self.record
 
@@ -225,11 +261,11 @@ class Orchestrator:
         for k in range(max(0, runs)):
             if self._cancel.is_set():
                 break
-            if k and self._cancel.wait(task.backoff_s * 2 ** (k - 1)):
+            if k and self._cancel.wait(self._retry_wait(task, k, attempts[-1])):
                 break
             attempt = self.run_attempt(task, first_attempt + k, base_commit, conflict)
             attempts.append(attempt)
-            if attempt.status in (TaskStatus.succeeded, TaskStatus.cancelled):
+            if attempt.status in STOPS_TASK:
                 break
         every = prior + attempts
         last = every[-1] if every else None
@@ -247,7 +283,7 @@ class Orchestrator:
         result = AgentResult(
             task_id=task.id, status=status, strategy=task.strategy,
             exit_reason=reason, attempts=every, retries=max(0, len(every) - 1),
-            base_commit=base_commit, started_at=started, ended_at=utcnow(),
+            base_commit=base_commit, started_at=started, ended_at=utcnow(), spend=total_spend(every),
             failure=None if status == TaskStatus.succeeded else FailureInfo(
                 kind=status.value, message=reason or status.value),
         )
@@ -259,6 +295,15 @@ class Orchestrator:
                 "branch": branch.removeprefix("refs/heads/"), "head_commit": head,
                 "diff": last.diff, "base_commit": last.base_commit})
         return result
+
+    def _retry_wait(self, task: ResolvedTask, k: int, last: Attempt) -> float:
+        """Backoff before retry k; after an unavailable upstream, at least its cool-down
+        (sooner, its circuit would refuse the new attempt's first call)."""
+        wait = task.backoff_s * 2 ** (k - 1)
+        if last.status == TaskStatus.upstream_unavailable and self.plan.model is not None:
+            upstream = self._verdict_upstreams.get((task.id, last.number))
+            wait = max(wait, cooldown_s(self.plan.model, upstream))
+        return wait
 
     def sandbox_for(self, task: ResolvedTask) -> Sandbox:
         key = task.sandbox.model_dump_json()
@@ -313,12 +358,13 @@ class Orchestrator:
                 update={"worktrees": [*self.record.worktrees, str(wt_path)]})
             self._live += 1
         sandbox = None
+        model: ModelOutcome | None = None
         try:
             if self._cancel.is_set():
                 res = SandboxResult(exit_code=None, duration_s=0.0, reason="cancelled")
             else:
                 sandbox = self.sandbox_for(task)
-                res = self.agent_for(task.agent).run(spec, sandbox, wt_path, hdir, log_path)
+                res, model = self._run_agent(task, spec, sandbox, adir, wt_path, hdir, log_path)
         except Exception as exc:  # the sandbox broke (daemon gone, say): this attempt crashed
             self._crash_log(task.id, exc)
             _append(log_path, f"\nharness: the sandbox failed: {type(exc).__name__}: {_first_line(exc)}\n")
@@ -328,6 +374,12 @@ class Orchestrator:
             with self._lock:
                 self._live -= 1
         status = _status_of(res)
+        verdict = model.verdict if model is not None else None
+        if verdict is not None:
+            status = (TaskStatus(verdict.status) if verdict.status in ("over_budget", "upstream_unavailable")
+                      else TaskStatus.failed)
+            with self._lock:
+                self._verdict_upstreams[(task.id, number)] = verdict.upstream
         if self._cancel.is_set() and status != TaskStatus.succeeded:
             status = TaskStatus.cancelled
         done, ref, failed = self._commit_step(task, number, wt_path, base_commit, guard)
@@ -344,8 +396,10 @@ class Orchestrator:
                 f"; its work is kept on {ref}" if ref else "")
         elif status == TaskStatus.scope_violation:
             reason = "changed outside write scope: " + ", ".join(violations[:5])
+        elif verdict is not None:
+            reason = model.reason
         elif res.reason == "stalled":
-            reason = f"no output for {task.stall_s:g}s"
+            reason = f"no output for {task.stall_s:g}s" + (" and no model call" if model is not None else "")
         elif res.reason == "steps":
             reason = f"step budget of {task.max_steps} spent"
         elif status == TaskStatus.failed:
@@ -364,7 +418,7 @@ class Orchestrator:
             output_tail=res.output_tail[-2000:], scope_violations=violations,
             steps=res.steps, tool_trace=res.trace,
             sandbox=sandbox.name if sandbox else task.sandbox.type, image_id=res.image_id,
-            diff=diff if commit else None,
+            diff=diff if commit else None, spend=model.spend if model is not None else None,
         )
         keep = self.plan.run.keep_worktrees
         if not failed and (keep == "none" or (keep == "failed" and status == TaskStatus.succeeded)):
@@ -373,6 +427,20 @@ class Orchestrator:
             except GitError as exc:  # the agent made it undeletable: it stays for `harness clean`
                 self.store.event("worktree_kept", task=task.id, attempt=number, reason=str(exc))
         return self._attempt_finished(task, attempt)
+
+    def _run_agent(self, task: ResolvedTask, spec: TaskSpec, sandbox: Sandbox, adir: Path, wt_path: Path,
+                   hdir: Path, log_path: Path) -> tuple[SandboxResult, ModelOutcome | None]:
+        """The agent in its sandbox; with a model gateway, through the attempt's token
+        (revoked when it ends, however it ends) and what the gateway says of it."""
+        agent = self.agent_for(task.agent)
+        if self.model is None:
+            return agent.run(spec, sandbox, wt_path, hdir, log_path), None
+        ma = self.model.attempt(task, spec.attempt, adir, sandbox)
+        try:
+            res = agent.run(spec, ma, wt_path, hdir, log_path)
+        finally:
+            outcome = ma.finish()
+        return res, outcome
 
     def _attempt_finished(self, task: ResolvedTask, attempt: Attempt) -> Attempt:
         self.store.event("attempt_finished", task=task.id, attempt=attempt.number, status=attempt.status.value,
