@@ -176,7 +176,9 @@ class DockerSandbox:
         """Kill the run's running containers, found by label and by the harness dir
         they mount (so a run of the same id in another repository is left alone); the
         attempts waiting on them see them exit. `run` (or `cleanup`) removes them.
-        The run's model route is closed too (see `close_model_route`)."""
+        The run's model route stays: stopping one attempt (its dir as `run_dir`) or a
+        cancelled run's commands must not take the gateway from the rest; the run
+        closes it when it ends, and `cleanup(run_id)` sweeps a dead run's."""
         import docker
 
         client = docker_client()
@@ -190,7 +192,6 @@ class DockerSandbox:
                 stopped.append(container.name)
             except docker.errors.APIError:
                 pass  # it ended on its own meanwhile
-        modelnet.close_routes(client, run_id)
         return stopped
 
     def open_model_route(self, run_id: str) -> ModelRoute:

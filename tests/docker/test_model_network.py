@@ -246,13 +246,17 @@ def test_close_leaves_nothing_behind(sandbox, docker_daemon, run_id, tmp_path):
         sandbox.run(make_request(tmp_path, ["true"]).model_copy(update={"model_network": route.network}))
 
 
-def test_stop_and_cleanup_close_the_run_route(sandbox, docker_daemon, run_id, tmp_path):
-    for end in (lambda: sandbox.stop(run_id, tmp_path), lambda: sandbox.cleanup(run_id, tmp_path)):
-        route = sandbox.open_model_route(run_id)
-        token = docker_daemon.networks.get(route.network).attrs["Labels"][NET_LABEL]
-        end()
-        assert not docker_daemon.networks.list(filters={"label": f"harness.run={run_id}"})
-        assert token not in firewall()
+def test_cleanup_closes_the_run_route_and_stop_leaves_it(sandbox, docker_daemon, run_id, tmp_path):
+    """Stopping commands (one attempt's, or a cancelled run's) keeps the route the run's
+    other attempts use; cleaning the run up removes it."""
+    route = sandbox.open_model_route(run_id)
+    token = docker_daemon.networks.get(route.network).attrs["Labels"][NET_LABEL]
+    sandbox.stop(run_id, tmp_path / "tasks" / "t" / "1")
+    sandbox.stop(run_id, tmp_path)
+    assert docker_daemon.networks.get(route.network) and token in firewall()
+    sandbox.cleanup(run_id, tmp_path)
+    assert not docker_daemon.networks.list(filters={"label": f"harness.run={run_id}"})
+    assert token not in firewall()
 
 
 @pytest.mark.parametrize("network", ["host", "bridge", "none"])
