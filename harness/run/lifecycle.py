@@ -7,7 +7,7 @@ import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -87,10 +87,12 @@ def run_plan(plan_path: Path, repo: Path, *, progress: Progress = quiet, **optio
 
 
 def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecord, warnings: list[str],
-            *, progress: Progress = quiet) -> RunRecord:
+            *, progress: Progress = quiet, orchestrator: Callable[..., Orchestrator] = Orchestrator) -> RunRecord:
     """Create the run's record and run its agents (everything was checked before).
     The run holds its writer lock throughout; SIGINT and SIGTERM cancel it (see
-    `Orchestrator.cancel`) and the record ends `cancelled`."""
+    `Orchestrator.cancel`) and the record ends `cancelled`. `orchestrator` makes the
+    run's Orchestrator from (ws, store, plan, record, progress): a replay's drives
+    its attempts its own way."""
     for w in warnings:
         progress(w)
     store.reserve()
@@ -99,7 +101,7 @@ def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecor
         save_plan(store, plan)
         progress(f"run {record.run_id}: {len(plan.tasks)} tasks, at most {plan.run.max_parallel} at once, "
                  f"sandbox {plan.run.sandbox.type}, base {record.base_commit[:10]}")
-        orch = Orchestrator(ws, store, plan, record, progress)
+        orch = orchestrator(ws, store, plan, record, progress)
         with _signals_cancel(orch, progress):
             return orch.run()
 
