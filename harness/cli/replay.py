@@ -7,14 +7,14 @@ from pathlib import Path
 
 import click
 
-from .common import check_run_id, guarded, json_option, repo_option, stderr
+from .common import check_run_id, guarded, repo_option, stderr
 
 
 @click.command()
 @click.argument("run_id")
 @click.argument("tasks", nargs=-1)
 @repo_option
-@json_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @guarded
 def replay(run_id: str, tasks: tuple[str, ...], repo: Path, as_json: bool) -> None:
     """Run TASKS of RUN again (default: every task with model calls recorded) as a new run

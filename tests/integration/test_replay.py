@@ -137,6 +137,8 @@ command = "echo no model > quiet.txt"
     replayed = json.loads(shown.stdout)
     assert replayed["tasks"]["flaky"]["attempts"][0]["status"] == "failed"
     assert replayed["tasks"]["a"]["spend"]["calls"] == 2
+    text = harness("show", "r1.replay1", "a", "--repo", str(repo))
+    assert text.returncode == 0 and "model #1" in text.stdout and "replayed" in text.stdout, text.stdout
     runs = repo / ".git" / "harness" / "runs"
     report = json.loads((runs / "r1.replay1" / "replay.json").read_text())
     assert report["replay_of"] == "r1" and [t["task_id"] for t in report["tasks"]] == ["a", "flaky"]
