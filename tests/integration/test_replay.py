@@ -44,6 +44,8 @@ AGENT = textwrap.dedent('''
     print("second:", s2, second[:300], flush=True)
     os.makedirs("out", exist_ok=True)
     open("out/answer.txt", "w").write(first + "\\n---\\n" + second)
+    if "copy" in sys.argv[2:]:  # something the model never sees goes into the tree
+        open("out/copied.txt", "w").write(open(os.path.join(os.path.dirname(sys.argv[1]), "extra.txt")).read())
     if os.environ["HARNESS_ATTEMPT"] == "1" and "flaky" in sys.argv[2:]:
         sys.exit(5)  # a first attempt that fails after talking to its model: the task retries
     sys.exit(0 if s1 == s2 == 200 else 3)
@@ -154,35 +156,51 @@ command = "echo no model > quiet.txt"
 
 def test_an_agent_that_changes_its_request_is_stopped_at_the_first_divergence(tmp_path, key, setup, monkeypatch):
     agent, hint = setup
+    extra = tmp_path / "extra.txt"
+    extra.write_text("one\n")
     with ScriptedUpstream() as upstream:
         repo, record = record_run(tmp_path, "r2", upstream.url, f'''
 [[task]]
 id = "a"
 prompt = "write a greeting"
 command = "{agent}"
+
+[[task]]
+id = "b"
+prompt = "write a greeting"
+command = "{agent} copy"
 ''')
-        assert record.tasks["a"].status.value == "succeeded"
+        assert record.ok
     monkeypatch.delenv("RP_OPENAI_KEY")
+    extra.write_text("two\n")  # what b writes, and never sends, changes
+
+    only_b = harness("replay", "r2", "b", "--repo", str(repo))
+    assert only_b.returncode == 1, only_b.stdout + only_b.stderr
+    lines = only_b.stdout.strip().splitlines()
+    assert lines[0].startswith("b: different tree: attempt 1 left tree "), only_b.stdout
+    assert lines[-1] == "replay r2.replay1 of r2: 0 of 1 task(s) reproduced their tree"
+    extra.write_text("one\n")
+    assert harness("replay", "r2", "b", "--repo", str(repo)).returncode == 0  # as recorded: reproduced
     hint.write_text("use spaces\n")  # what the agent sends in its second call changes
 
-    proc = harness("replay", "r2", "--repo", str(repo))
+    proc = harness("replay", "r2", "a", "--repo", str(repo))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert lines[0].startswith("a: diverged: attempt 1: harness replay diverged at call #1 (gpt-4o): "
                                "$.messages[2].content: \"hint: use tabs\" != \"hint: use spaces\""), proc.stdout
-    assert lines[-1] == ("replay r2.replay1 of r2: 0 of 1 task(s) reproduced their tree, "
+    assert lines[-1] == ("replay r2.replay3 of r2: 0 of 1 task(s) reproduced their tree, "
                          "1 diverged from the recording")
     # the first call was served, the second refused, and the attempt ended there
     runs = repo / ".git" / "harness" / "runs"
-    trace = sorted((json.loads(ln) for ln in (runs / "r2.replay1" / "tasks" / "a" / "1" / "model.jsonl").open()),
+    trace = sorted((json.loads(ln) for ln in (runs / "r2.replay3" / "tasks" / "a" / "1" / "model.jsonl").open()),
                    key=lambda e: e["seq"])
     assert [e["outcome"] for e in trace] == ["replayed", "replay_diverged"]
-    out = RunRecord.model_validate_json((runs / "r2.replay1" / "record.json").read_text())
+    out = RunRecord.model_validate_json((runs / "r2.replay3" / "record.json").read_text())
     assert out.tasks["a"].status.value == "failed"
     assert "call #1" in out.tasks["a"].exit_reason and "$.messages[2].content" in out.tasks["a"].exit_reason
 
     data = json.loads(harness("replay", "r2", "--json", "--repo", str(repo)).stdout)
-    assert data["run_id"] == "r2.replay2"
+    assert data["run_id"] == "r2.replay4" and [t["task_id"] for t in data["tasks"]] == ["a", "b"]
     assert "$.messages[2].content" in data["tasks"][0]["attempts"][0]["diverged"]
 
 
