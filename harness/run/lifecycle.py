@@ -112,9 +112,13 @@ def resume_run(run: Run, *, progress: Progress = quiet) -> RunRecord:
     by label, processes by mark), keep its finished tasks, commit the work of
     interrupted attempts to their refs, and run the rest with the plan as it was
     recorded when the run started. Raises UsageError when there is nothing to
-    resume, RunBusy when the run is live."""
+    resume or the run is a replay, RunBusy when the run is live."""
     ws, store, run_id = run.ws, run.store, run.run_id
     _check_resumable(run.record)
+    source = next((ev["payload"].get("of") for ev in store.events() if ev["kind"] == "replay"), None)
+    if source is not None:  # resumed as a run, it would call the upstream instead of its recording
+        raise UsageError(f"run {run_id!r} is a replay of run {source!r}; it cannot be resumed: "
+                         f"`harness replay {source}` replays it again")
     with store.writer("resume"):
         reaped = _reap(store, run_id)  # before anything can refuse: the dead run's agents go
         if reaped:

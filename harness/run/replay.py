@@ -232,6 +232,11 @@ class ReplayOrchestrator(Orchestrator):
         super().__init__(*args)
         self.job = job
 
+    def run(self, done: dict[str, AgentResult] | None = None,
+            prior: dict[str, list[Attempt]] | None = None) -> RunRecord:
+        self.store.event("replay", of=self.job.source.run_id)  # `harness resume` refuses a replay
+        return super().run(done, prior)
+
     @contextmanager
     def model_session(self, seed: Iterable[tuple[str, Attempt]] = ()) -> Iterator[None]:
         if self.model is not None:

@@ -234,3 +234,22 @@ command = "echo no model > quiet.txt"
         assert says in proc.stderr and proc.stderr.count("\n") == 1, (args, proc.stderr)
     assert sorted(p.name for p in runs.iterdir()) == before
     assert git(repo, "for-each-ref") == refs
+
+
+def test_a_killed_replay_is_not_resumed_as_a_run(tmp_path, key, setup, monkeypatch):
+    agent, _ = setup
+    with ScriptedUpstream() as upstream:
+        repo, record = record_run(tmp_path, "r5", upstream.url, f'''
+[[task]]
+id = "a"
+command = "{agent}"
+''')
+    assert record.ok
+    monkeypatch.delenv("RP_OPENAI_KEY")
+    monkeypatch.setenv("HARNESS_FAILPOINTS", "commit:1")  # the replay dies as it commits its attempt
+    killed = harness("replay", "r5", "--repo", str(repo))
+    assert killed.returncode < 0 or killed.returncode == 137, killed.stderr
+    monkeypatch.delenv("HARNESS_FAILPOINTS")
+    proc = harness("resume", "r5.replay1", "--repo", str(repo))
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "is a replay of run 'r5'" in proc.stderr and "harness replay r5" in proc.stderr
