@@ -13,7 +13,7 @@ from html import escape
 from pathlib import Path
 
 from .charts import fmt_value, throughput_chart, timeline_chart
-from .model import BenchReport, CandidateReport, Measurement, integrate_policy, save_report
+from .model import BenchReport, CandidateReport, CandidateSpend, Measurement, integrate_policy, save_report
 from .stats import Comparison, compare
 
 _CSS = """
@@ -107,7 +107,15 @@ def _tests(c: CandidateReport) -> str:
             f"</span></span>{more}")
 
 
-def _row(c: CandidateReport, cls: str = "") -> str:
+def _spend(s: CandidateSpend | None) -> str:
+    if s is None:
+        return '<td class="num"><span class="sub">—</span></td>'
+    refused = f", {s.refused} refused" if s.refused else ""
+    return (f'<td class="num">{s.tokens:,}<div class="sub">{s.input_tokens:,} in / {s.output_tokens:,} out, '
+            f"{s.calls} call(s){refused}</div>${s.cost_usd:.4f}</td>")
+
+
+def _row(c: CandidateReport, cls: str = "", model: bool = False) -> str:
     detail = f'<div class="sub">{_e(c.merge_detail)}</div>' if c.merge_detail else ""
     verdict = badge(c.comparison.verdict) if c.comparison else '<span class="sub">—</span>'
     p = f'<div class="sub">p={c.comparison.p_value:.2g}</div>' if c.comparison else ""
@@ -115,6 +123,7 @@ def _row(c: CandidateReport, cls: str = "") -> str:
         f'<tr class="{cls}"><td class="name"><b>{_e(c.name)}</b><div class="sub">'
         f"<code>{_e(c.task_id)}</code></div></td><td>{badge(c.status)}</td>"
         f'<td class="num">{c.attempts} / {c.retries}</td>'
+        + (_spend(c.spend) if model else "") +
         f'<td class="why">{_e(c.exit_reason or "—")}</td><td>{_tests(c)}</td>'
         f'<td class="num">{_median(c.measurement)}</td>'
         f'<td class="num">{_speedup(c.comparison)}</td><td>{verdict}{p}</td>'
@@ -123,12 +132,14 @@ def _row(c: CandidateReport, cls: str = "") -> str:
 
 
 def _strategy_table(report: BenchReport) -> str:
+    model = any(c.spend is not None for c in report.candidates)
     head = ("<tr><th>strategy</th><th>status</th><th>attempts / retries</th>"
+            + ("<th>model tokens / cost</th>" if model else "") +
             "<th>exit reason</th><th>tests</th><th>median ± spread</th>"
             "<th>speedup [95% CI]</th><th>verdict</th><th>merge</th></tr>")
-    rows = [_row(c) for c in report.candidates]
+    rows = [_row(c, model=model) for c in report.candidates]
     if report.integration is not None:
-        rows.append(_row(report.integration, "int"))
+        rows.append(_row(report.integration, "int", model=model))
     return f'<div class="tablebox"><table>{head}{"".join(rows)}</table></div>'
 
 

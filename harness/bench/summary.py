@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .model import BenchReport, integrate_policy
+from .model import BenchReport, integrate_policy, total_spend
 
 
 def summary_text(report: BenchReport, html: Path) -> str:
@@ -25,10 +25,19 @@ def summary_text(report: BenchReport, html: Path) -> str:
     lines.append(f"  strategies   {s.folded} folded, {s.conflicted} conflicted, {s.rejected_by_gate} rejected "
                  f"by the gate, {s.failed_tests} failed tests, {s.not_improved} not improved, "
                  f"{s.failed} failed, {s.timed_out} timed out, {s.retried} retried")
+    spent = total_spend(report.candidates)
+    if spent is not None:
+        lines.append(f"  model        {spent.calls} call(s), {spent.input_tokens:,} in / {spent.output_tokens:,} out "
+                     f"tokens, ${spent.cost_usd:.4f} over every strategy")
     for c in report.candidates:
         cmp = c.comparison
         speed = f"x{cmp.speedup:.2f} [{cmp.ci_low:.2f}, {cmp.ci_high:.2f}]" if cmp else "-"
-        lines.append(f"    {c.name:<28} {c.status:<16} {speed:<22} {c.merge_outcome}"
+        tries = f"{c.retries} retr{'y' if c.retries == 1 else 'ies'}"
+        cost = ""
+        if spent is not None:
+            cost = (f"{c.spend.tokens:,} tok ${c.spend.cost_usd:.4f}" if c.spend else "no model")
+            cost = f" {tries:<11} {cost:<22}"
+        lines.append(f"    {c.name:<28} {c.status:<16}{cost} {speed:<22} {c.merge_outcome}"
                      + (f" ({c.merge_detail})" if c.merge_detail and c.merge_outcome != "folded" else ""))
     lines.append(f"  report       {html}")
     return "\n".join(lines)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import click
 
-from . import bench, doctor, gate, image, integrate, run
+from . import bench, doctor, gate, image, integrate, replay, run
 
 
 @click.group()
@@ -20,6 +20,6 @@ def main() -> None:
     integrate their branches, gate CI on the merged result, benchmark strategies."""
 
 
-for _group in (run, integrate, gate, bench, image, doctor):
+for _group in (run, replay, integrate, gate, bench, image, doctor):
     for _command in _group.COMMANDS:
         main.add_command(_command)

@@ -7,7 +7,7 @@ import signal
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -87,10 +87,12 @@ def run_plan(plan_path: Path, repo: Path, *, progress: Progress = quiet, **optio
 
 
 def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecord, warnings: list[str],
-            *, progress: Progress = quiet) -> RunRecord:
+            *, progress: Progress = quiet, orchestrator: Callable[..., Orchestrator] = Orchestrator) -> RunRecord:
     """Create the run's record and run its agents (everything was checked before).
     The run holds its writer lock throughout; SIGINT and SIGTERM cancel it (see
-    `Orchestrator.cancel`) and the record ends `cancelled`."""
+    `Orchestrator.cancel`) and the record ends `cancelled`. `orchestrator` makes the
+    run's Orchestrator from (ws, store, plan, record, progress): a replay's drives
+    its attempts its own way."""
     for w in warnings:
         progress(w)
     store.reserve()
@@ -99,7 +101,7 @@ def execute(ws: Workspace, store: RunStore, plan: ResolvedPlan, record: RunRecor
         save_plan(store, plan)
         progress(f"run {record.run_id}: {len(plan.tasks)} tasks, at most {plan.run.max_parallel} at once, "
                  f"sandbox {plan.run.sandbox.type}, base {record.base_commit[:10]}")
-        orch = Orchestrator(ws, store, plan, record, progress)
+        orch = orchestrator(ws, store, plan, record, progress)
         with _signals_cancel(orch, progress):
             return orch.run()
 
@@ -110,9 +112,13 @@ def resume_run(run: Run, *, progress: Progress = quiet) -> RunRecord:
     by label, processes by mark), keep its finished tasks, commit the work of
     interrupted attempts to their refs, and run the rest with the plan as it was
     recorded when the run started. Raises UsageError when there is nothing to
-    resume, RunBusy when the run is live."""
+    resume or the run is a replay, RunBusy when the run is live."""
     ws, store, run_id = run.ws, run.store, run.run_id
     _check_resumable(run.record)
+    source = next((ev["payload"].get("of") for ev in store.events() if ev["kind"] == "replay"), None)
+    if source is not None:  # resumed as a run, it would call the upstream instead of its recording
+        raise UsageError(f"run {run_id!r} is a replay of run {source!r}; it cannot be resumed: "
+                         f"`harness replay {source}` replays it again")
     with store.writer("resume"):
         reaped = _reap(store, run_id)  # before anything can refuse: the dead run's agents go
         if reaped:

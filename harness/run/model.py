@@ -26,6 +26,13 @@ How an attempt ends because of its model (see `ModelAttempt`):
   in flight (queued behind other agents, retried, streaming) or one ended within
   `stall_s`. Past the log's cap the output can no longer be seen, so the harness stops
   judging silence (the timeout still applies).
+
+Replay (`harness replay`, see `run.replay`): given `replay` (for each attempt, by
+task and number, the recording it is to be served), the gateway calls no upstream
+and needs no key; each attempt's token serves its recording in order, and the first
+request that differs ends the attempt with a `replay_diverged` verdict (the
+scheduler records it `failed`, the verdict's line as its reason). The host's key
+variables are still set empty for the agents, should they be set.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import os
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..records import Attempt, ModelSpend, SandboxRequest, SandboxResult
 from ..sandbox.base import ModelRoute, Sandbox
@@ -101,8 +108,11 @@ class RunModel:
     """The run's gateway and its route. `start` before the first attempt, `close`
     when the run is over (idempotent)."""
 
-    def __init__(self, config: ModelConfig, run_id: str, run_dir: Path, sandbox: Sandbox) -> None:
+    def __init__(self, config: ModelConfig, run_id: str, run_dir: Path, sandbox: Sandbox,
+                 replay: Mapping[tuple[str, int], Path] | None = None) -> None:
         self.config = config
+        self.replay = replay
+        """In replay mode: each attempt's recording (its model.jsonl) by (task, number)."""
         self.run_id = run_id
         self.run_dir = run_dir
         self.sandbox = sandbox
@@ -123,11 +133,16 @@ class RunModel:
 
         self.route = self.sandbox.open_model_route(self.run_id)
         try:
-            self.gateway = Gateway(self.config, self.run_id, blobs_dir=self.run_dir / BLOBS_DIR,
-                                   host=self.route.bind_host, port=0, on_verdict=self._on_verdict,
-                                   on_call=self._on_call)
+            replaying = self.replay is not None
+            self.gateway = Gateway(None if replaying else self.config, self.run_id,
+                                   blobs_dir=self.run_dir / BLOBS_DIR, host=self.route.bind_host, port=0,
+                                   on_verdict=self._on_verdict, on_call=self._on_call, replay=replaying)
             self._seed(seed)
-            keys = set(self.config.keys(dict(os.environ)).values())
+            if replaying:  # no key is needed; any that is set still stays out of the sandboxes
+                keys = {v.strip() for v in (os.environ.get(u.api_key_env, "") for u in self.config.upstream)
+                        if v.strip()}
+            else:
+                keys = set(self.config.keys(dict(os.environ)).values())
             self._blanked = {k: "" for k, v in os.environ.items() if v.strip() in keys}
             self.gateway.start()
             self.sandbox.seal_model_route(self.run_id, self.gateway.port)
@@ -177,8 +192,9 @@ class RunModel:
         """A token for one attempt, and the sandbox the agent runs in (the real one,
         with the model's variables, network and stall watch). Call `finish` after."""
         assert self.gateway is not None and self.route is not None
+        recording = self.replay.get((task.id, number)) if self.replay is not None else None
         token = self.gateway.issue_token(self.run_id, task.id, number, trace_dir=attempt_dir,
-                                         budget=task.model_budgets(self.config.budget))
+                                         budget=task.model_budgets(self.config.budget), replay_trace=recording)
         env = {**self._blanked, **self.gateway.agent_env(token, base_url=self.agent_url)}
         if task.model:
             env["HARNESS_MODEL"] = task.model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, timezone
 from html.parser import HTMLParser
@@ -13,6 +14,7 @@ from harness.bench.model import (
     AttemptRecord,
     BenchReport,
     CandidateReport,
+    CandidateSpend,
     Machine,
     Measurement,
     Metric,
@@ -21,8 +23,11 @@ from harness.bench.model import (
     TestSummary,
     TimelineEntry,
     build_summary,
+    load_report,
+    save_report,
 )
 from harness.bench.stats import compare
+from harness.bench.summary import summary_text
 
 VOID = {"meta", "br", "hr", "img", "input", "link"}
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -238,3 +243,31 @@ def test_integration_is_drawn_against_its_own_reference_baseline(tmp_path: Path)
     assert mark["x1"] == mark["x2"]
     [bar] = [a for a in p.with_class("bar")][-1:]
     assert abs(float(bar["x"]) - float(mark["x1"])) < 0.11  # the bar starts at the reference
+
+
+def test_model_spend_per_strategy_beside_retries_in_summary_and_page(tmp_path: Path) -> None:
+    report = make_report()
+    plain = summary_text(report, tmp_path / "report.html")
+    assert "  model  " not in plain and "tok $" not in plain  # no strategy used a model: no column
+    assert "model tokens" not in render_html(report, artifacts_dir=tmp_path)
+    spent = [CandidateSpend(calls=3, input_tokens=1200, output_tokens=300, cost_usd=0.0123),
+             CandidateSpend(calls=1, input_tokens=50, output_tokens=0, cost_usd=0.0005, refused=2), None]
+    report = report.model_copy(update={"candidates": [c.model_copy(update={"spend": s})
+                                                      for c, s in zip(report.candidates, spent)]})
+    text = summary_text(report, tmp_path / "report.html")
+    assert "  model        4 call(s), 1,250 in / 300 out tokens, $0.0128 over every strategy" in text
+    rows = {ln.split()[0]: ln for ln in text.splitlines() if ln.startswith("    ")}
+    assert "1 retry" in rows["fast-path"] and "1,500 tok $0.0123" in rows["fast-path"]
+    assert "0 retries" in rows["too-slow"] and "50 tok $0.0005" in rows["too-slow"]
+    assert "no model" in rows["<script>alert(1)</script>"]
+    page = "".join(parse(render_html(report, artifacts_dir=tmp_path)).text)
+    assert "model tokens / cost" in page
+    assert "1,500" in page and "$0.0123" in page and "2 refused" in page
+    # the field is optional: a report written before it was recorded reads as it did
+    saved = save_report(report, tmp_path / "report.json")
+    assert load_report(saved).candidates[0].spend == spent[0]
+    old = json.loads(saved.read_text())
+    for c in old["candidates"]:
+        c.pop("spend")
+    saved.write_text(json.dumps(old))
+    assert all(c.spend is None for c in load_report(saved).candidates)
