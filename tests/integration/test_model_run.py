@@ -176,14 +176,17 @@ command = """curl -sS -f "$OPENAI_BASE_URL/chat/completions" -H "Authorization: 
     assert "hello from upstream" in git(repo, "show", "harness/m1/oa:answer.txt")
     assert "hello from upstream" in git(repo, "show", "harness/m1/curl:curl.json")
 
-    # show: the calls among the steps, in order; the run's totals per task
+    # show: every call and step (their interleaving, which depends on when a step line
+    # reaches the log, is checked with a held upstream in its own test); the run's totals
     shown = harness("show", "m1", "oa", "--repo", str(repo))
     assert shown.returncode == 0, shown.stderr
     lines = [ln.strip() for ln in shown.stdout.splitlines()]
     order = [ln for ln in lines if ln.startswith(("- ", "model #"))]
-    assert [o.split()[0] + " " + o.split()[1] for o in order] == [
-        "- ask", "model #0", "- ask", "model #1", "- write"], shown.stdout
-    assert "stream" in order[3] and "200" in order[1] and "100 in / 20 out" in order[1]
+    calls = [o for o in order if o.startswith("model #")]
+    assert [o for o in order if o.startswith("- ")] == ["- ask the model", "- ask again, streamed",
+                                                        "- write the answer"], shown.stdout
+    assert [c.split()[1] for c in calls] == ["#0", "#1"], shown.stdout
+    assert "stream" in calls[1] and "200" in calls[0] and "100 in / 20 out" in calls[0]
     whole = harness("show", "m1", "--repo", str(repo))
     assert whole.returncode == 0, whole.stderr
     assert "total: 5 model call(s), 500 in / 100 out tokens" in whole.stdout, whole.stdout
@@ -526,3 +529,45 @@ retries = 1
     assert (first.status, second.status) == (TaskStatus.failed, TaskStatus.succeeded)
     assert "this token's attempt has ended" in Path(second.log_path).read_text()
     assert upstream.calls == 0 and second.spend.calls == 0
+
+
+def test_show_lists_a_call_between_the_step_before_it_and_the_step_after(tmp_path, keys, upstream):
+    """The upstream holds the call until the step announced before it is in the log,
+    so the order shown does not depend on how fast the log is written."""
+    import subprocess
+
+    agent = tmp_path / "stepper.py"
+    agent.write_text(textwrap.dedent('''
+        import json, os, urllib.request
+        print("::harness-step:: before the call", flush=True)
+        req = urllib.request.Request(os.environ["OPENAI_BASE_URL"] + "/chat/completions", method="POST",
+                                     data=json.dumps({"model": "gpt-4o", "messages": []}).encode(),
+                                     headers={"content-type": "application/json",
+                                              "authorization": "Bearer " + os.environ["OPENAI_API_KEY"]})
+        urllib.request.urlopen(req, timeout=120).read()
+        print("::harness-step:: after the call", flush=True)
+    '''))
+    p = plan(tmp_path, "m9", upstreams(upstream.url) + f'''
+[[task]]
+id = "s"
+command = "{sys.executable} {agent}"
+''')
+    repo = make_repo(tmp_path / "repo")
+    upstream.hold()
+    proc = subprocess.Popen([sys.executable, "-m", "harness", "run", str(p), "--repo", str(repo)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = repo / ".git" / "harness" / "runs" / "m9" / "tasks" / "s" / "1" / "output.log"
+    try:
+        for _ in range(2400):
+            if upstream.in_flight == 1 and log.exists() and b"before the call" in log.read_bytes():
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the agent never announced its step and called")
+    finally:
+        upstream.release()
+    assert proc.wait(timeout=300) == 0, proc.stderr.read()
+    shown = harness("show", "m9", "s", "--repo", str(repo)).stdout
+    order = [ln.strip() for ln in shown.splitlines() if ln.strip().startswith(("- ", "model #"))]
+    assert [o.split(" (")[0].split(" ->")[0] for o in order] == [
+        "- before the call", "model #0 chat gpt-4o", "- after the call"], shown
