@@ -323,8 +323,10 @@ class ModelAttempt:
             self._in_flight += 1 if started else -1
             self._last_call = time.monotonic()
             if not started and self._log is not None:
-                # Taken when the call ends: the agent's last step line has surely reached
-                # the log by then (at its start it may still be in the pipe).
+                # Taken when the call ends: a step the agent announced before the call has
+                # reached the log by then, unless the call took less time than the log's
+                # reader needed to catch up (an answer within milliseconds on a loaded
+                # machine); then the call is listed just before that step.
                 self._offsets[seq] = _size(self._log)
 
     def on_verdict(self, verdict: Verdict) -> None:
