@@ -3,6 +3,7 @@ which attempt wrote their file, waiting for them, and what a finished run must h
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -60,3 +61,18 @@ def assert_finished_and_consistent(repo: Path, run_id: str, tasks=TASKS, *,
         assert [a.number for a in result.attempts] == list(range(1, len(result.attempts) + 1))
     git(repo, "fsck", "--strict", "--no-progress")
     return record
+
+
+def marked_processes(repo: Path, run_id: str) -> list[int]:
+    """Processes still carrying the run's mark (its harness dir) in their environment."""
+    mark = f"HARNESS_DIR={(repo / '.git/harness/runs' / run_id).resolve()}/".encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                env = Path(f"/proc/{entry.name}/environ").read_bytes()
+            except OSError:
+                continue
+            if any(item.startswith(mark) for item in env.split(b"\0")):
+                found.append(int(entry.name))
+    return found

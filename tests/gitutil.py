@@ -10,6 +10,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pygit2
+
 HARNESS_REFS = ("refs/heads/harness/", "refs/harness/", "refs/notes/harness")
 
 
@@ -120,3 +122,15 @@ def tree_paths(repo: Path, commit: str) -> list[bytes]:
     out = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "-t", "-z", "--name-only", commit],
                          check=True, capture_output=True).stdout
     return [p for p in out.split(b"\0") if p]
+
+
+def commit_edits(repo_path: Path, base: str, edits: dict[str, str], when: int) -> str:
+    """An agent's commit on `base` with `edits` (path -> text), dated `when`, no ref moved."""
+    repo = pygit2.Repository(str(repo_path))
+    parent = repo[base].peel(pygit2.Commit)
+    index = pygit2.Index()
+    index.read_tree(parent.tree)
+    for path, data in edits.items():
+        index.add(pygit2.IndexEntry(path, repo.create_blob(data.encode()), pygit2.enums.FileMode.BLOB))
+    sig = pygit2.Signature("agent", "agent@example.com", when, 0)
+    return str(repo.create_commit(None, sig, sig, f"agent {when}", index.write_tree(repo), [parent.id]))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import harness
 from harness.sandbox.local import kill_marked
-from crashutil import plan_file, wait_for
+from crashutil import marked_processes, plan_file, wait_for
 from gitutil import git, make_repo, write_plan
 
 IMAGE = "harness/python:latest"
@@ -89,20 +89,6 @@ def _started(repo: Path, run_id: str, tasks=("a", "b")) -> bool:
     return all((repo / ".git/harness/worktrees" / run_id / f"{t}.1" / f"{t}.started").exists() for t in tasks)
 
 
-def _marked(repo: Path, run_id: str) -> list[int]:
-    mark = f"HARNESS_DIR={(repo / '.git/harness/runs' / run_id).resolve()}/".encode()
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                env = Path(f"/proc/{entry.name}/environ").read_bytes()
-            except OSError:
-                continue
-            if any(item.startswith(mark) for item in env.split(b"\0")):
-                found.append(int(entry.name))
-    return found
-
-
 def _kill_midflight(env: dict, client, tmp_path: Path, repo: Path, run_id: str, sandbox: str,
                     tasks: tuple[str, ...]) -> None:
     """Start a run whose agents hang, and SIGKILL the harness once they all work."""
@@ -160,7 +146,7 @@ def test_every_fix_doctor_prints_works_and_clears_its_warning(docker_daemon, tmp
         _kill_midflight(env, client, tmp_path, repo, loc, "local", ("a", "b"))
         _kill_midflight(env, client, tmp_path, repo, gon, "docker", ("a",))
         shutil.rmtree(repo / ".git/harness/runs" / gon)
-        assert _marked(repo, loc)
+        assert marked_processes(repo, loc)
 
         # Containers with the harness's labels of a run nobody has a record of: one
         # whose run folder is gone, one that mounts none.
@@ -217,7 +203,7 @@ def test_every_fix_doctor_prints_works_and_clears_its_warning(docker_daemon, tmp
         for run_id in (fin, gon, kil, loc, ghost):
             assert _containers(client, run_id) == []
             assert _worktrees(repo, run_id) == []
-        assert not _marked(repo, loc)
+        assert not marked_processes(repo, loc)
         assert not [line for line in git(repo, "worktree", "list", "--porcelain").splitlines()
                     if line.startswith("worktree ") and any(f"/{r}/" in line for r in (fin, gon, kil, loc))]
         for gone in (mounted, bare):
@@ -271,7 +257,7 @@ def test_a_sweep_keeps_an_interrupted_runs_work_and_refuses_bad_input(tmp_path):
     finally:
         killed.kill()
         killed.communicate(timeout=60)
-    assert _marked(repo, "kil")
+    assert marked_processes(repo, "kil")
     try:
         _sweep_and_resume(env, repo, tmp_path / "nope")
     finally:
@@ -289,7 +275,7 @@ def _sweep_and_resume(env: dict, repo: Path, nope: Path) -> None:
     swept = _cli(env, repo, "clean", "--stale")
     assert swept.returncode == 0, swept.stderr
     assert "kept 3 worktree(s)" in swept.stderr and "harness resume RUN" in swept.stderr
-    assert not _marked(repo, "kil")
+    assert not marked_processes(repo, "kil")
     swept = _cli(env, repo, "clean", "--stale", "--force")
     assert swept.returncode == 0, swept.stderr
     assert _worktrees(repo, "fin") == []

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from crashutil import (QUICK, TASKS, agents_started, assert_finished_and_consistent, load, plan_file,
-                       wait_for)
+from crashutil import (QUICK, TASKS, agents_started, assert_finished_and_consistent, load, marked_processes,
+                       plan_file, wait_for)
 from gitutil import git, harness, make_repo, snapshot, write_plan
 from harness.records import RunRecord, TaskStatus
 
@@ -34,21 +34,6 @@ def start(plan: Path, repo: Path, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "harness", "run", str(plan), "--repo", str(repo)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, **(env or {})})
-
-
-def marked_processes(repo: Path, run_id: str) -> list[int]:
-    """Processes still carrying the run's mark (its harness dir) in their environment."""
-    mark = f"HARNESS_DIR={(repo / '.git/harness/runs' / run_id).resolve()}/".encode()
-    found = []
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                env = Path(f"/proc/{entry.name}/environ").read_bytes()
-            except OSError:
-                continue
-            if any(item.startswith(mark) for item in env.split(b"\0")):
-                found.append(int(entry.name))
-    return found
 
 
 def assert_salvaged(repo: Path, run_id: str, record: RunRecord, tasks=TASKS) -> None:

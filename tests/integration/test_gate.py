@@ -10,11 +10,10 @@ import math
 from datetime import timedelta
 from pathlib import Path
 
-import pygit2
 import pytest
 from click.testing import CliRunner
 
-from gitutil import git, make_repo, snapshot, write_plan
+from gitutil import commit_edits, git, make_repo, snapshot, write_plan
 from sandboxutil import require_docker
 from harness.cli import views as render
 from harness.gate.culprits import find_culprits
@@ -69,17 +68,6 @@ BASE_FILES = {"README.md": "target\n", "budget.py": BUDGET, "check.py": CHECK, "
               "tests/test_budget.py": TEST_BUDGET}
 
 
-def commit(repo_path: Path, base: str, edits: dict[str, str], when: int) -> str:
-    repo = pygit2.Repository(str(repo_path))
-    parent = repo[base].peel(pygit2.Commit)
-    index = pygit2.Index()
-    index.read_tree(parent.tree)
-    for path, data in edits.items():
-        index.add(pygit2.IndexEntry(path, repo.create_blob(data.encode()), pygit2.enums.FileMode.BLOB))
-    sig = pygit2.Signature("agent", "agent@example.com", when, 0)
-    return str(repo.create_commit(None, sig, sig, f"agent {when}", index.write_tree(repo), [parent.id]))
-
-
 def integrated_run(repo: Path, run_id: str, branches: dict[str, dict[str, str]],
                    test_cmd: str | None = None) -> RunRecord:
     """A finished run whose branches (committed directly, in this order) are integrated."""
@@ -88,7 +76,7 @@ def integrated_run(repo: Path, run_id: str, branches: dict[str, dict[str, str]],
     t0 = utcnow()
     tasks = {}
     for i, (tid, edits) in enumerate(branches.items()):
-        head = commit(repo, base, edits, 1_700_000_000 + i)
+        head = commit_edits(repo, base, edits, 1_700_000_000 + i)
         ws.set_ref(branch_ref(run_id, tid), head)
         tasks[tid] = AgentResult(task_id=tid, status=TaskStatus.succeeded, head_commit=head,
                                  base_commit=base, branch=f"harness/{run_id}/{tid}",
@@ -248,7 +236,7 @@ def test_land_refused_when_the_ref_moved_during_the_gate(target):
     """Local sandbox only: the test command itself moves the host's ref mid-gate."""
     record = integrated_run(target, "rm", {"a": mod("a", 1)})
     git(target, "branch", "landing")
-    elsewhere = commit(target, record.base_commit, {"other.txt": "x\n"}, 1_700_000_100)
+    elsewhere = commit_edits(target, record.base_commit, {"other.txt": "x\n"}, 1_700_000_100)
     cmd = f"git -C {target} update-ref refs/heads/landing {elsewhere} && python3 check.py"
 
     res = CliRunner().invoke(main, ["gate", "rm", "--repo", str(target), "--land", "landing",

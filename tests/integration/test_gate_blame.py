@@ -12,11 +12,10 @@ import math
 from datetime import timedelta
 from pathlib import Path
 
-import pygit2
 import pytest
 from click.testing import CliRunner
 
-from gitutil import git, make_repo, write_plan
+from gitutil import commit_edits, git, make_repo, write_plan
 from harness.cli import main
 from harness.cli import views as render
 from harness.fates import branch_fates
@@ -78,17 +77,6 @@ def mod(name: str, cost: int) -> dict[str, str]:
     return {f"mods/{name}.py": f"COST = {cost}\n"}
 
 
-def commit(repo_path: Path, base: str, edits: dict[str, str], when: int) -> str:
-    repo = pygit2.Repository(str(repo_path))
-    parent = repo[base].peel(pygit2.Commit)
-    index = pygit2.Index()
-    index.read_tree(parent.tree)
-    for path, data in edits.items():
-        index.add(pygit2.IndexEntry(path, repo.create_blob(data.encode()), pygit2.enums.FileMode.BLOB))
-    sig = pygit2.Signature("agent", "agent@example.com", when, 0)
-    return str(repo.create_commit(None, sig, sig, f"agent {when}", index.write_tree(repo), [parent.id]))
-
-
 def finished_run(repo: Path, run_id: str, plan: dict[str, dict[str, str]], finish: list[str],
                  depends: dict[str, str] | None = None) -> RunRecord:
     """A finished run whose tasks are `plan` (in plan order) and finished in the
@@ -102,7 +90,7 @@ def finished_run(repo: Path, run_id: str, plan: dict[str, dict[str, str]], finis
     tasks = {}
     heads: dict[str, str] = {}
     for i, tid in enumerate(sorted(plan, key=finish.index)):
-        heads[tid] = commit(repo, heads[depends[tid]] if tid in depends else base, plan[tid], 1_700_000_000 + i)
+        heads[tid] = commit_edits(repo, heads[depends[tid]] if tid in depends else base, plan[tid], 1_700_000_000 + i)
     for tid in plan:
         head = heads[tid]
         ws.set_ref(branch_ref(run_id, tid), head)
