@@ -212,6 +212,10 @@ class ModelSpend(Model):
     refused: int = 0
     """Calls the gateway refused (over budget, upstream unavailable)."""
 
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
     def __add__(self, other: ModelSpend) -> ModelSpend:
         return ModelSpend(calls=self.calls + other.calls, input_tokens=self.input_tokens + other.input_tokens,
                           output_tokens=self.output_tokens + other.output_tokens,

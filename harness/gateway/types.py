@@ -7,6 +7,7 @@ from typing import Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict
 
 from ..errors import HarnessError
+from ..records import ModelSpend
 
 
 class AttemptKey(NamedTuple):
@@ -17,22 +18,8 @@ class AttemptKey(NamedTuple):
     attempt: int
 
 
-class Spend(BaseModel):
-    """Tokens and money spent so far by an attempt, a task or a run."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    calls: int = 0
-    """Calls answered by an upstream (any status), retries not counted."""
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    refused: int = 0
-    """Calls the gateway refused (over budget, circuit open)."""
-
-    @property
-    def tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
+Spend = ModelSpend
+"""Tokens and money spent so far by an attempt, a task or a run (the record the run keeps)."""
 
 
 class Verdict(BaseModel):

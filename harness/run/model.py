@@ -174,7 +174,7 @@ class RunModel:
     def spend(self) -> ModelSpend:
         """What the run spent through this gateway."""
         assert self.gateway is not None
-        return ModelSpend(**self.gateway.spend(self.run_id).model_dump())
+        return self.gateway.spend(self.run_id)
 
     def _seed(self, seed: Iterable[tuple[str, Attempt]]) -> None:
         from ..gateway import AttemptKey
@@ -343,7 +343,7 @@ class ModelAttempt:
         gw.flush()
         run, task, number = self.key
         self._write_order()
-        return ModelOutcome(ModelSpend(**gw.spend(run, task, number).model_dump()), gw.verdict(run, task, number))
+        return ModelOutcome(gw.spend(run, task, number), gw.verdict(run, task, number))
 
     def _write_order(self) -> None:
         """For each call, how many step lines the log held when it ended, so `harness
