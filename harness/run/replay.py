@@ -33,10 +33,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 from pydantic import BaseModel, ConfigDict
 
@@ -237,25 +236,13 @@ class ReplayOrchestrator(Orchestrator):
         self.store.event("replay", of=self.job.source.run_id)  # `harness resume` refuses a replay
         return super().run(done, prior)
 
-    @contextmanager
-    def model_session(self, seed: Iterable[tuple[str, Attempt]] = ()) -> Iterator[None]:
-        if self.model is not None:
-            yield
-            return
+    def start_model(self, seed: Iterable[tuple[str, Attempt]]) -> tuple[RunModel, str, dict]:
+        """The gateway in replay mode: it serves the original's recordings, no upstream."""
         _link_blobs(self.job.source.store.dir / BLOBS_DIR, self.store.dir / BLOBS_DIR)
         first = min(self.plan.tasks.values(), key=lambda t: t.order)
         model = RunModel(self.plan.model, self.record.run_id, self.store.dir, self.sandbox_for(first),
                          replay=self.job.recordings)
-        url = model.start()
-        self.store.event("model_gateway_started", url=url, network=model.route.network, upstreams=[],
-                         replay_of=self.job.source.run_id)
-        self.model = model
-        try:
-            yield
-        finally:
-            self.model = None
-            spend = model.spend()
-            self.store.event("model_gateway_stopped", spend=spend, recording_errors=model.close())
+        return model, model.start(), {"upstreams": [], "replay_of": self.job.source.run_id}
 
     def run_task(self, task: ResolvedTask, **_ignored) -> AgentResult:
         """The original's attempts in turn, each from its own base commit, until one ends the task."""

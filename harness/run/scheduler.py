@@ -97,15 +97,12 @@ class Orchestrator:
         (nothing when the plan has none, or one is already running). It is stopped and
         its route closed however the block ends. `seed`: earlier attempts whose spend
         counts against the task and run budgets."""
-        config = self.plan.model
-        if config is None or self.model is not None:
+        started = None if self.model is not None else self.start_model(seed)
+        if started is None:
             yield
             return
-        first = min(self.plan.tasks.values(), key=lambda t: t.order)
-        model = RunModel(config, self.record.run_id, self.store.dir, self.sandbox_for(first))
-        url = model.start(seed)
-        self.store.event("model_gateway_started", url=url, network=model.route.network,
-                         upstreams=[u.name for u in config.upstream])
+        model, url, about = started
+        self.store.event("model_gateway_started", url=url, network=model.route.network, **about)
         self.model = model
         try:
             yield
@@ -113,6 +110,16 @@ class Orchestrator:
             self.model = None
             spend = model.spend()
             self.store.event("model_gateway_stopped", spend=spend, recording_errors=model.close())
+
+    def start_model(self, seed: Iterable[tuple[str, Attempt]]) -> tuple[RunModel, str, dict] | None:
+        """The run's gateway, started on the sandbox's route: (it, its URL, what the
+        start event says of it); None when the plan has no [model]."""
+        config = self.plan.model
+        if config is None:
+            return None
+        first = min(self.plan.tasks.values(), key=lambda t: t.order)
+        model = RunModel(config, self.record.run_id, self.store.dir, self.sandbox_for(first))
+        return model, model.start(seed), {"upstreams": [u.name for u in config.upstream]}
 
     # --- the DAG ---------------------------------------------------------------------
 
