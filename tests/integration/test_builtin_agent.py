@@ -122,7 +122,8 @@ def test_max_turns_without_a_submission_fails_the_attempt(tmp_path, upstream):
 
 
 def test_more_steps_than_max_steps_stop_the_loop(tmp_path, upstream):
-    upstream.script([bash("echo a", "echo b", "echo c > c.txt"), bash("echo HARNESS_SUBMIT")])
+    # the third call is announced, then waits: the stop comes before the loop could ask again
+    upstream.script([bash("echo a", "echo b", "sleep 600"), bash("echo HARNESS_SUBMIT")])
     proc, task, repo, _ = run(tmp_path, upstream, run_extra="max_steps = 2")
     assert task.status == TaskStatus.failed
     assert task.exit_reason == "step budget of 2 spent", task.exit_reason
