@@ -102,7 +102,27 @@ class CommandAgentConfig(_Config):
     """Shell command line, run with `sh -c` in the workspace."""
 
 
-AgentConfig = Annotated[Union[CommandAgentConfig], Field(discriminator="type")]
+class BuiltinAgentConfig(_Config):
+    """A small tool-calling loop over chat completions with one `bash` tool, run in the
+    sandbox with the image's python3 (standard library only). It talks to the run's
+    model gateway, so the plan needs a [model] table."""
+
+    type: Literal["builtin"] = "builtin"
+    model: Annotated[str, Field(min_length=1)] | None = None
+    """Model to ask; unset: the task's [task.model] model ($HARNESS_MODEL)."""
+    max_turns: int = Field(default=50, ge=1, le=10_000)
+    """Most model calls; the attempt fails when the model has not submitted by then."""
+    bash_timeout_s: Seconds = 120.0
+    """Time limit of each `bash` call; the command's process group is killed past it and
+    the model is told so."""
+    max_output_bytes: int = Field(default=10_000, ge=256, le=10 * 2**20)
+    """Most bytes of a command's output (stdout and stderr) handed back to the model;
+    past it the middle is cut out."""
+    system_prompt: str | None = None
+    """Replaces the built-in system prompt (how to use `bash` and to submit)."""
+
+
+AgentConfig = Annotated[Union[CommandAgentConfig, BuiltinAgentConfig], Field(discriminator="type")]
 
 
 def coerce_typed(value: Any) -> Any:

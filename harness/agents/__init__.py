@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 AGENTS: dict[str, tuple[str, str]] = {
     "command": ("harness.agents.command", "CommandAgent"),
+    "builtin": ("harness.agents.builtin", "BuiltinAgent"),
 }
 """type -> (module, class) of each agent; the type is its config's `type`."""
 

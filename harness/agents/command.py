@@ -12,9 +12,9 @@ from pathlib import Path
 
 from ..config import CommandAgentConfig
 from ..errors import UsageError
-from ..records import SandboxRequest, SandboxResult, TaskSpec
+from ..records import SandboxResult, TaskSpec
 from ..sandbox.base import Sandbox
-from ..sandbox.output import STEP_MARK
+from .base import task_request
 
 
 class CommandAgent:
@@ -28,22 +28,4 @@ class CommandAgent:
         command = self.config.command
         if not command:
             raise UsageError(f"task {spec.task_id!r}: the command agent needs a command")
-        env = {
-            **spec.env,
-            "HARNESS_RUN": spec.run_id,
-            "HARNESS_TASK": spec.task_id,
-            "HARNESS_ATTEMPT": str(spec.attempt),
-            "HARNESS_PROMPT": spec.prompt,
-            "HARNESS_STEP_MARK": STEP_MARK.decode(),
-        }
-        if spec.strategy:
-            env["HARNESS_STRATEGY"] = spec.strategy
-        req = SandboxRequest(
-            workspace=workspace, harness_dir=harness_dir, command=["sh", "-c", command],
-            env=env, timeout_s=spec.budget.timeout_s, log_path=log_path,
-            labels={"harness.run": spec.run_id, "harness.task": spec.task_id,
-                    "harness.attempt": str(spec.attempt)},
-            stall_s=spec.budget.stall_s, max_steps=spec.budget.steps,
-            max_log_bytes=spec.budget.log_bytes,
-        )
-        return sandbox.run(req)
+        return sandbox.run(task_request(spec, ["sh", "-c", command], workspace, harness_dir, log_path))

@@ -22,8 +22,10 @@ def _sse(data: dict | str, event: str | None = None) -> bytes:
 class ScriptedUpstream:
     """Answers every model call with a short text reply and fixed usage.
 
-    Script it between calls: `fail(status, n, retry_after)` makes the next n calls
-    fail; `hold()` / `release()` keep calls waiting before they answer; `hold_streams()`
+    Script it between calls: `fail(status, n, retry_after, body)` makes the next n calls
+    fail (with `body` as the JSON error when given); `script([...])` queues chat
+    completion answers, returned in order before the default text (each a text, or a
+    list of tool calls `{"name": ..., "arguments": dict or raw string}`); `hold()` / `release()` keep calls waiting before they answer; `hold_streams()`
     makes streams stop after their first event until `release()`; `echo_secret` puts
     the key it was sent into its answers (a hostile upstream)."""
 
@@ -36,7 +38,8 @@ class ScriptedUpstream:
         self.first_sent = 0
         self.last_sent = 0
         self.echo_secret = False
-        self._failures: list[tuple[int, str | None]] = []
+        self._failures: list[tuple[int, str | None, dict | None]] = []
+        self._script: list[str | list[dict]] = []
         self._held = threading.Event()
         self._held.set()
         self._hold_streams = False
@@ -48,9 +51,17 @@ class ScriptedUpstream:
 
     # --- script -------------------------------------------------------------------
 
-    def fail(self, status: int = 429, n: int = 1, retry_after: str | None = None) -> None:
+    def fail(self, status: int = 429, n: int = 1, retry_after: str | None = None, body: dict | None = None) -> None:
         with self._lock:
-            self._failures += [(status, retry_after)] * n
+            self._failures += [(status, retry_after, body)] * n
+
+    def script(self, answers: list[str | list[dict]]) -> None:
+        """Queue chat completion answers: a text, or a list of tool calls
+        (`{"name": "bash", "arguments": {"command": "ls"}}`; a string as arguments is
+        sent as is, so a test can send malformed JSON). A failure scripted with `fail`
+        does not use one up."""
+        with self._lock:
+            self._script += list(answers)
 
     def hold(self) -> None:
         self._held.clear()
@@ -124,19 +135,23 @@ class ScriptedUpstream:
             self.requests.append({"path": request.path, "query": request.query_string,
                                   "headers": dict(request.headers), "body": body})
             failure = self._failures.pop(0) if self._failures else None
+            scripted = (self._script.pop(0) if self._script and failure is None
+                        and request.path.endswith("/chat/completions") else None)
         try:
             if not self._hold_streams:
                 await self._wait_released()
             if failure is not None:
-                status, retry_after = failure
+                status, retry_after, error = failure
                 headers = {"retry-after": retry_after} if retry_after is not None else {}
-                return web.json_response({"error": {"message": f"scripted {status}", "type": "scripted"}},
+                return web.json_response(error or {"error": {"message": f"scripted {status}", "type": "scripted"}},
                                          status=status, headers=headers)
             secret = request.headers.get("authorization", "") + request.headers.get("x-api-key", "")
             text = self.text + (f" (you sent {secret})" if self.echo_secret else "")
             path = request.path
             if path.endswith("/chat/completions"):
-                return await self._chat(request, body, text)
+                if isinstance(scripted, list):
+                    return await self._chat_tools(request, body, scripted)
+                return await self._chat(request, body, text if scripted is None else scripted)
             if path.endswith("/responses"):
                 return await self._responses(request, body, text)
             if path.endswith("/messages/count_tokens"):
@@ -179,6 +194,31 @@ class ScriptedUpstream:
         events += [_sse({**base, "choices": [{"index": 0, "delta": {"content": part}}]})
                    for part in (text[:half], text[half:])]
         events.append(_sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append(_sse({**base, "choices": [], "usage": usage}))
+        events.append(_sse("[DONE]"))
+        return await self._stream(request, events)
+
+    async def _chat_tools(self, request, body, calls: list[dict]):
+        usage = {"prompt_tokens": self.input_tokens, "completion_tokens": self.output_tokens,
+                 "total_tokens": self.input_tokens + self.output_tokens}
+        base = {"id": "chatcmpl-1", "created": int(time.time()), "model": body.get("model", "m")}
+        tool_calls = [{"id": f"call_{self.calls}_{i}", "type": "function",
+                       "function": {"name": c["name"], "arguments": c["arguments"] if isinstance(c["arguments"], str)
+                                    else json.dumps(c["arguments"])}} for i, c in enumerate(calls)]
+        if not body.get("stream"):
+            return web.json_response({**base, "object": "chat.completion", "usage": usage, "choices": [
+                {"index": 0, "finish_reason": "tool_calls",
+                 "message": {"role": "assistant", "content": None, "tool_calls": tool_calls}}]})
+        base["object"] = "chat.completion.chunk"
+        events = [_sse({**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": None}}]})]
+        for i, tc in enumerate(tool_calls):
+            events.append(_sse({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
+                {"index": i, "id": tc["id"], "type": "function",
+                 "function": {"name": tc["function"]["name"], "arguments": ""}}]}}]}))
+            events.append(_sse({**base, "choices": [{"index": 0, "delta": {"tool_calls": [
+                {"index": i, "function": {"arguments": tc["function"]["arguments"]}}]}}]}))
+        events.append(_sse({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}))
         if (body.get("stream_options") or {}).get("include_usage"):
             events.append(_sse({**base, "choices": [], "usage": usage}))
         events.append(_sse("[DONE]"))

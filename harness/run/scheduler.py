@@ -410,7 +410,7 @@ class Orchestrator:
         elif res.reason == "steps":
             reason = f"step budget of {task.max_steps} spent"
         elif status == TaskStatus.failed:
-            reason = f"exit code {res.exit_code}"
+            reason = res.reason or f"exit code {res.exit_code}"
         elif status == TaskStatus.succeeded and not commit:
             reason = "no changes"
         if failed:
