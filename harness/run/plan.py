@@ -122,6 +122,17 @@ def _check_model(plan: Plan, out: ResolvedPlan, where: str, environ) -> None:
     listens where that backend's agents reach it)."""
     model = plan.model
     for t in out.tasks.values():
+        if t.agent.type == "builtin":  # it talks to nothing but the run's gateway
+            if model is None:
+                raise PlanError(f"{where}: task {t.id!r} field agent: a builtin agent needs the plan's "
+                                "[model] table (its only way to a model)")
+            if t.agent.model is None and t.model is None:
+                raise PlanError(f"{where}: task {t.id!r} field agent.model: a builtin agent needs a model "
+                                "(agent.model, or the task's [task.model] model)")
+            if t.agent.model is not None and model.upstream_for(t.agent.model) is None:
+                served = "; ".join(f"{u.name}: {', '.join(u.models)}" for u in model.upstream)
+                raise PlanError(f"{where}: task {t.id!r} field agent.model: unknown upstream for model "
+                                f"{t.agent.model!r} (served: {served})")
         if t.model is None and t.model_budget is None:
             continue
         if model is None:

@@ -17,6 +17,15 @@ from harness.records import RunRecord, TaskStatus
 KEY = "sk-builtin-openai-0123456789abcdef"
 
 
+UPSTREAM = """
+        [[model.upstream]]
+        name = "oa"
+        protocol = "openai"
+        base_url = "http://127.0.0.1:9/v1"
+        api_key_env = "BA_KEY"
+        models = ["gpt-*"]
+"""
+
 @pytest.fixture
 def upstream(monkeypatch):
     monkeypatch.setenv("BA_OPENAI_KEY", KEY)
@@ -204,22 +213,30 @@ def test_long_output_is_cut_to_max_output_bytes(tmp_path, upstream):
     assert "bytes cut ...]" in reply and len(reply.encode()) < 1100
 
 
-def test_without_a_model_table_the_agent_says_so(tmp_path):
+@pytest.mark.parametrize("agent,model,expect", [
+    ('{ type = "builtin", model = "gpt-4o" }', "", "a builtin agent needs the plan's [model] table"),
+    ('{ type = "builtin" }', UPSTREAM, "a builtin agent needs a model"),
+    ('{ type = "builtin", model = "llama-3" }', UPSTREAM, "unknown upstream for model 'llama-3'"),
+])
+def test_a_builtin_agent_without_its_model_is_refused_before_anything_is_made(tmp_path, monkeypatch,
+                                                                               agent, model, expect):
+    monkeypatch.setenv("BA_KEY", "sk-builtin-test")
     repo = make_repo(tmp_path / "repo")
-    plan = write_plan(tmp_path / "plan.toml", '''
+    before = sorted(p.name for p in (repo / ".git").iterdir())
+    plan = write_plan(tmp_path / "plan.toml", f'''
         [run]
         sandbox = "local"
         id = "b2"
-        agent = { type = "builtin", model = "gpt-4o" }
-
+        agent = {agent}
+        {model}
         [[task]]
         id = "t"
         prompt = "do it"
         ''')
-    proc = harness("run", str(plan), "--repo", str(repo), "--json")
-    task = RunRecord.model_validate_json(proc.stdout).tasks["t"]
-    assert task.status == TaskStatus.failed
-    assert task.exit_reason == "builtin agent: no model gateway (the plan needs a [model] table)"
+    proc = harness("run", str(plan), "--repo", str(repo))
+    assert proc.returncode == 2 and expect in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in (repo / ".git").iterdir()) == before  # nothing made
 
 
 def test_an_unknown_builtin_setting_is_a_plan_error(tmp_path):
