@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import click
 
+from .. import __version__
 from . import bench, doctor, gate, image, integrate, replay, run
 
 
 @click.group()
-@click.version_option(package_name="harness-agents")
+@click.version_option(__version__, prog_name="harness")  # no package metadata scan at start
 def main() -> None:
     """Run coding agents in parallel, each in its own worktree and sandbox;
     integrate their branches, gate CI on the merged result, benchmark strategies."""

@@ -158,3 +158,17 @@ def test_image_build_error_is_one_line(monkeypatch):
     res = CliRunner().invoke(main, ["image", "build", "nope"])
     assert res.exit_code == 2
     assert res.output.strip() == "harness: no sandboxes/nope/ to build"
+
+
+def test_version_is_the_distributions_own():
+    """`--version` prints harness.__version__ without scanning package metadata, and
+    the installed distribution carries that same version (pyproject reads it)."""
+    from importlib.metadata import version
+
+    import harness
+    from click.testing import CliRunner
+    from harness.cli import main
+
+    out = CliRunner().invoke(main, ["--version"]).output
+    assert out.strip() == f"harness, version {harness.__version__}"
+    assert version("harness-agents") == harness.__version__
