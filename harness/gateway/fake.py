@@ -13,13 +13,15 @@ import time
 
 from aiohttp import web
 
+from .serving import BackgroundServer
+
 
 def _sse(data: dict | str, event: str | None = None) -> bytes:
     payload = data if isinstance(data, str) else json.dumps(data)
     return (f"event: {event}\n" if event else "").encode() + f"data: {payload}\n\n".encode()
 
 
-class ScriptedUpstream:
+class ScriptedUpstream(BackgroundServer):
     """Answers every model call with a short text reply and fixed usage.
 
     Script it between calls: `fail(status, n, retry_after, body)` makes the next n calls
@@ -30,6 +32,7 @@ class ScriptedUpstream:
     the key it was sent into its answers (a hostile upstream)."""
 
     def __init__(self, input_tokens: int = 10, output_tokens: int = 5, text: str = "hello from upstream") -> None:
+        super().__init__()
         self.input_tokens, self.output_tokens, self.text = input_tokens, output_tokens, text
         self.requests: list[dict] = []
         self.calls = 0
@@ -44,10 +47,6 @@ class ScriptedUpstream:
         self._held.set()
         self._hold_streams = False
         self._lock = threading.Lock()
-        self.url: str | None = None
-        self._loop = None
-        self._thread = None
-        self._runner = None
 
     # --- script -------------------------------------------------------------------
 
@@ -76,46 +75,17 @@ class ScriptedUpstream:
 
     # --- lifecycle ----------------------------------------------------------------
 
+    shutdown_timeout = 0.5
+
     def start(self) -> str:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, args=(ready,), daemon=True, name="scripted-upstream")
-        self._thread.start()
-        ready.wait()
-        return self.url
+        return self._serve("scripted-upstream")
 
     def stop(self) -> None:
-        if self._thread is not None:
-            self.release()
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join()
-            self._thread = None
+        self.release()
+        self._unserve()
 
-    def __enter__(self) -> "ScriptedUpstream":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _main(self, ready: threading.Event) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-
-        async def serve():
-            app = web.Application(client_max_size=64 * 2**20)
-            app.router.add_route("*", "/{tail:.*}", self._handle)
-            self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", 0, backlog=1024).start()
-            self.url = "http://127.0.0.1:%d" % self._runner.addresses[0][1]
-
-        loop.run_until_complete(serve())
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self._runner.cleanup())
-            loop.close()
+    def make_app(self, app: web.Application) -> None:
+        app.router.add_route("*", "/{tail:.*}", self._handle)
 
     # --- answers ------------------------------------------------------------------
 

@@ -3,10 +3,8 @@ synchronous code."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets as _secrets
-import threading
 from pathlib import Path
 from typing import Callable, Mapping
 
@@ -18,13 +16,14 @@ from .accounting import Ledger
 from .proxy import Grant, Proxy
 from .recording import BlobStore, Recorder
 from .replay import Replayer, ReplayTrace
+from .serving import BackgroundServer
 from .types import AttemptKey, GatewayError, Spend, Verdict
 
 TRACE_NAME = "model.jsonl"
 MAX_REQUEST_BYTES = 64 * 2**20
 
 
-class Gateway:
+class Gateway(BackgroundServer):
     """A reverse proxy between a run's agents and its model upstreams.
 
     >>> gw = Gateway(model_config, run_id="r1", blobs_dir=run_dir / "blobs")
@@ -54,6 +53,7 @@ class Gateway:
                  replay: bool = False) -> None:
         if config is None and not replay:
             raise UsageError("a gateway needs a [model] table unless it replays")
+        super().__init__()
         self.config = config
         self.run_id = run_id
         self.host, self.port = host, port
@@ -69,83 +69,34 @@ class Gateway:
             if self.blobs is None:
                 raise UsageError("replay needs the recorded run's blobs_dir")
             self.proxy.replay = Replayer(self.blobs)
-        self.url: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
-        self._start_error: BaseException | None = None
 
     # --- lifecycle ----------------------------------------------------------------
+
+    client_max_size = MAX_REQUEST_BYTES
 
     def start(self) -> str:
         """Serve on host:port (port 0: any free one). Returns the base URL, e.g.
         `http://127.0.0.1:41234`; agents use `<url>/v1`. Raises GatewayError when it
         cannot bind."""
-        if self._thread is not None:
-            return self.url
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, args=(ready,), name=f"gateway-{self.run_id}",
-                                        daemon=True)
-        self._thread.start()
-        ready.wait()
-        if self._start_error is not None:
-            self._thread.join()
-            self._thread = None
+        try:
+            return self._serve(f"gateway-{self.run_id}")
+        except BaseException as exc:
             if self.recorder is not None:
                 self.recorder.close()
-            raise GatewayError(f"gateway cannot listen on {self.host}:{self.port}: {self._start_error}")
-        return self.url
+            raise GatewayError(f"gateway cannot listen on {self.host}:{self.port}: {exc}") from None
 
     def stop(self) -> None:
         """Close every connection, stop the thread, and write out what is still being recorded."""
-        if self._thread is None:
-            return
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._thread = None
-        if self.recorder is not None:
+        if self._unserve() and self.recorder is not None:
             self.recorder.close()
 
-    def __enter__(self) -> "Gateway":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    def _main(self, ready: threading.Event) -> None:
-        loop = self._loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._serve())
-        except BaseException as exc:  # reported to start()'s caller
-            self._start_error = exc
-            ready.set()
-            loop.run_until_complete(self._shutdown())
-            loop.close()
-            return
-        ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(self._shutdown())
-            loop.close()
-
-    async def _serve(self) -> None:
-        await self.proxy.open()
-        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
+    def make_app(self, app: web.Application) -> None:
         app.add_routes(self.proxy.routes())
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.port = port
-        self.url = f"http://{'[' + host + ']' if ':' in host else host}:{port}"
 
-    async def _shutdown(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
+    async def _open(self) -> None:
+        await self.proxy.open()
+
+    async def _close(self) -> None:
         await self.proxy.close()
 
     # --- tokens -------------------------------------------------------------------
