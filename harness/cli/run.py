@@ -109,18 +109,12 @@ def show(run_id: str, task: str | None, repo: Path, as_json: bool) -> None:
 def _model_calls(attempt_dir: Path) -> tuple[list[dict], dict]:
     """An attempt's model trace (model.jsonl, by seq) and how many steps came before
     each call (model-steps.json), read as plain JSON; unreadable lines are skipped."""
-    calls = []
+    from ..repo.runlog import parse_jsonl
+
     try:
-        with open(attempt_dir / "model.jsonl", encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(entry, dict) and isinstance(entry.get("seq"), int):
-                    calls.append(entry)
+        calls = parse_jsonl((attempt_dir / "model.jsonl").read_bytes())
     except OSError:
-        pass
+        calls = []
     try:
         order = json.loads((attempt_dir / "model-steps.json").read_text()).get("steps_before_call", {})
     except (OSError, ValueError, AttributeError):

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import RecordError
+from ..repo.runlog import parse_jsonl
 from ..versioning import SCHEMA_VERSION, version_problem
 from .types import ModelExchange
 
@@ -215,10 +216,4 @@ def read_exchanges(path: Path) -> list[ModelExchange]:
 
 def read_trace(path: Path) -> list[dict]:
     """An attempt's exchanges in call order (by `seq`). A last line torn by a kill is skipped."""
-    out = []
-    for line in Path(path).read_bytes().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:
-            continue
-    return sorted(out, key=lambda e: e["seq"])
+    return sorted(parse_jsonl(Path(path).read_bytes()), key=lambda e: e["seq"])

@@ -135,18 +135,9 @@ class RunLog:
     def read_events(self) -> list[dict[str, Any]]:
         """Every whole event of the log, in order; a line torn by a kill is skipped."""
         try:
-            raw = self.events_path.read_bytes()
+            return parse_jsonl(self.events_path.read_bytes())
         except FileNotFoundError:
             return []
-        out = []
-        for line in raw.splitlines():
-            try:
-                ev = json.loads(line)
-            except ValueError:
-                continue  # torn by a kill mid-write: the action it announced never happened
-            if isinstance(ev, dict) and isinstance(ev.get("seq"), int):
-                out.append(ev)
-        return out
 
     def task_progress(self, task_id: str, run_status: str) -> dict[str, Any]:
         """Where a task without a result stands, from the log: `running` (an attempt
@@ -167,6 +158,21 @@ class RunLog:
         return {"task_id": task_id, "status": status, "current": live[-1] if live else None,
                 "attempts": [finished[n] for n in sorted(finished)],
                 "log": str(self.attempt_dir(task_id, live[-1]["attempt"]) / "output.log") if live else None}
+
+
+def parse_jsonl(raw: bytes) -> list[dict[str, Any]]:
+    """The entries of an append-only log (the run's events, an attempt's model calls):
+    each line a JSON object with an integer `seq`, in file order. A line torn by a kill
+    mid-write is skipped: the action it announced never happened."""
+    out = []
+    for line in raw.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("seq"), int):
+            out.append(entry)
+    return out
 
 
 def is_current(raw: dict[str, Any]) -> bool:
