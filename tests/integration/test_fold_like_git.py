@@ -92,11 +92,9 @@ def _section(version: str, status: str, entries: list[str]) -> str:
     return f"Version {version}\n-------------\n\n{status}\n\n" + "".join(entries)
 
 
-def test_interleaved_changelog_merges_as_git_does(tmp_path):
-    """Ours releases 2.0.0 and opens two sections above it; theirs adds an entry
-    to 2.0.0. Myers lines up the new sections' blank and underline lines with the
-    old ones and conflicts; git (histogram) and patience put the entry under 2.0.0."""
-    repo = new_repo(tmp_path / "r")
+def changelog_case(repo: pygit2.Repository) -> tuple[str, str, str]:
+    """(base, ours, theirs): ours releases 2.0.0 and opens two sections above it;
+    theirs adds an entry to 2.0.0."""
     olds = [_entry(f"b{i}", 100 + i) for i in range(12)]
     base = commit(repo, [], {"CHANGES.rst": "Changelog\n\n" + _section("2.0.0", "Unreleased", olds)})
     ours = commit(repo, [base], edits={"CHANGES.rst": "Changelog\n\n"
@@ -105,6 +103,15 @@ def test_interleaved_changelog_merges_as_git_does(tmp_path):
                   + _section("2.0.0", "Released 2026-01-01", olds[:11] + [_entry("o5", 205), _entry("o6", 206)])})
     theirs = commit(repo, [base], edits={"CHANGES.rst": "Changelog\n\n"
                     + _section("2.0.0", "Unreleased", [_entry("t1", 301)] + olds)})
+    return base, ours, theirs
+
+
+def test_interleaved_changelog_merges_as_git_does(tmp_path):
+    """Ours releases 2.0.0 and opens two sections above it; theirs adds an entry
+    to 2.0.0. Myers lines up the new sections' blank and underline lines with the
+    old ones and conflicts; git (histogram) and patience put the entry under 2.0.0."""
+    repo = new_repo(tmp_path / "r")
+    base, ours, theirs = changelog_case(repo)
     assert libgit2_default(repo, base, ours, theirs).conflicts is not None  # the case is real
     step = assert_like_git(tmp_path / "r", repo, ours, theirs)
     text = repo[repo[step.tree]["CHANGES.rst"].id].data.decode()
@@ -118,14 +125,7 @@ def test_a_task_with_two_dependencies_starts_from_gits_merge_of_them(tmp_path):
 
     path = tmp_path / "r"
     repo = new_repo(path)
-    olds = [_entry(f"b{i}", 100 + i) for i in range(12)]
-    base = commit(repo, [], {"CHANGES.rst": "Changelog\n\n" + _section("2.0.0", "Unreleased", olds)})
-    ours = commit(repo, [base], edits={"CHANGES.rst": "Changelog\n\n"
-                  + _section("2.1.0", "Unreleased", [_entry("o1", 201), _entry("o2", 202)]) + "\n\n"
-                  + _section("2.0.1", "Unreleased", [_entry("o3", 203), _entry("o4", 204)]) + "\n\n"
-                  + _section("2.0.0", "Released 2026-01-01", olds[:11] + [_entry("o5", 205), _entry("o6", 206)])})
-    theirs = commit(repo, [base], edits={"CHANGES.rst": "Changelog\n\n"
-                    + _section("2.0.0", "Unreleased", [_entry("t1", 301)] + olds)})
+    base, ours, theirs = changelog_case(repo)
     assert libgit2_default(repo, base, ours, theirs).conflicts is not None  # libgit2's default conflicts
     repo.references.create("refs/heads/main", base)
     outcome, tree, _ = git_answer(path, ours, theirs)
