@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Iterable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -215,6 +215,12 @@ class ModelSpend(Model):
     @property
     def tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    @classmethod
+    def total(cls, spends: Iterable[ModelSpend | None]) -> ModelSpend | None:
+        """The spends added up; None when there is none (no model was used)."""
+        parts = [s for s in spends if s is not None]
+        return sum(parts[1:], parts[0]) if parts else None
 
     def __add__(self, other: ModelSpend) -> ModelSpend:
         return ModelSpend(calls=self.calls + other.calls, input_tokens=self.input_tokens + other.input_tokens,

@@ -12,8 +12,9 @@ import xml.etree.ElementTree as ET
 from html import escape
 from pathlib import Path
 
+from ..records import ModelSpend
 from .charts import fmt_value, throughput_chart, timeline_chart
-from .model import BenchReport, CandidateReport, CandidateSpend, Measurement, integrate_policy, save_report
+from .model import BenchReport, CandidateReport, Measurement, integrate_policy, save_report
 from .stats import Comparison, compare
 
 _CSS = """
@@ -107,7 +108,7 @@ def _tests(c: CandidateReport) -> str:
             f"</span></span>{more}")
 
 
-def _spend(s: CandidateSpend | None) -> str:
+def _spend(s: ModelSpend | None) -> str:
     if s is None:
         return '<td class="num"><span class="sub">—</span></td>'
     refused = f", {s.refused} refused" if s.refused else ""

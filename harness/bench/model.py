@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ..errors import HarnessError
+from ..records import ModelSpend
 from ..versioning import version_problem
 
 from .flame import FrameStat
@@ -154,36 +155,9 @@ class AttemptRecord(_Record):
                    ended_at=attempt.ended_at, steps=attempt.steps)
 
 
-class CandidateSpend(_Record):
-    """What a strategy's agent spent on its model through the run's gateway (all attempts)."""
-
-    calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cost_usd: float = 0.0
-    refused: int = 0
-    """Calls the gateway refused (over budget, upstream unavailable)."""
-
-    @property
-    def tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-    @classmethod
-    def from_spend(cls, spend: Any) -> CandidateSpend | None:
-        """Copy a ``harness.records.ModelSpend`` (None stays None: no model was used)."""
-        if spend is None:
-            return None
-        return cls(calls=spend.calls, input_tokens=spend.input_tokens, output_tokens=spend.output_tokens,
-                   cost_usd=spend.cost_usd, refused=spend.refused)
-
-
-def total_spend(candidates: Iterable[CandidateReport | None]) -> CandidateSpend | None:
+def total_spend(candidates: Iterable[CandidateReport | None]) -> ModelSpend | None:
     """The candidates' spend added up; None when none used a model."""
-    parts = [c.spend for c in candidates if c is not None and c.spend is not None]
-    if not parts:
-        return None
-    return CandidateSpend(**{f: sum(getattr(p, f) for p in parts)
-                             for f in ("calls", "input_tokens", "output_tokens", "cost_usd", "refused")})
+    return ModelSpend.total(c.spend for c in candidates if c is not None)
 
 
 class CandidateReport(_Record):
@@ -207,7 +181,7 @@ class CandidateReport(_Record):
     baseline (the integration is measured after the strategies, with its own)."""
     merge_outcome: MergeOutcome = "not_run"
     merge_detail: str | None = None
-    spend: CandidateSpend | None = None
+    spend: ModelSpend | None = None
     """Model calls, tokens and cost of its attempts; None when its agent used no model
     (and in reports written before spend was recorded)."""
 
@@ -357,7 +331,7 @@ def save_report(report: BenchReport, path: str | Path) -> Path:
 
 
 __all__ = [
-    "AttemptRecord", "BenchRecordError", "BenchReport", "BenchSummary", "CandidateReport", "CandidateSpend",
+    "AttemptRecord", "BenchRecordError", "BenchReport", "BenchSummary", "CandidateReport",
     "Comparison", "FrameStat", "Machine", "Measurement", "Metric", "MergeOutcome",
     "ProfileArtifacts", "SampleStats", "Target", "TestSummary", "TimelineEntry", "integrate_policy",
     "TimelineKind", "build_summary", "load_report", "save_report", "total_spend", "SCHEMA_VERSION",

@@ -21,7 +21,7 @@ from ..run.plan import new_run_id, resolve
 from .flame import parse_folded, render_diff_svg, render_svg, top_frames
 from .html import write_report
 from .measure import Runner, Side
-from .model import (AttemptRecord, BenchReport, CandidateReport, CandidateSpend, Machine, Measurement, Metric,
+from .model import (AttemptRecord, BenchReport, CandidateReport, Machine, Measurement, Metric,
                     ProfileArtifacts, Target, TestSummary, TimelineEntry, build_summary)
 from .spec import LoadedSpec, load_spec
 from .stats import compare
@@ -167,7 +167,7 @@ def run_bench(spec_path: Path, *, repo: Path | None = None, run_id: str | None =
                                                      profile=profiles.get(tid))
                 if side and side.samples else None,
                 comparison=comparisons.get(tid), merge_outcome=outcome, merge_detail=detail,
-                spend=CandidateSpend.from_spend(r.spend)))
+                spend=r.spend))
         if integ_report is not None and integ_report.measurement is not None:
             integ_report = integ_report.model_copy(update={"measurement": integ_report.measurement.model_copy(
                 update={"profile": profiles.get("integration")})})

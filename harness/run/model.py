@@ -61,13 +61,7 @@ ORDER_FILE = "model-steps.json"
 
 def total_spend(attempts: Iterable[Attempt | Any]) -> ModelSpend | None:
     """The sum of the attempts' (or results') spend; None when none has any."""
-    parts = [a.spend for a in attempts if a.spend is not None]
-    if not parts:
-        return None
-    out = ModelSpend()
-    for p in parts:
-        out = out + p
-    return out
+    return ModelSpend.total(a.spend for a in attempts)
 
 
 def cooldown_s(config: ModelConfig, upstream: str | None) -> float:

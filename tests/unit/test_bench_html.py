@@ -14,7 +14,6 @@ from harness.bench.model import (
     AttemptRecord,
     BenchReport,
     CandidateReport,
-    CandidateSpend,
     Machine,
     Measurement,
     Metric,
@@ -28,6 +27,7 @@ from harness.bench.model import (
 )
 from harness.bench.stats import compare
 from harness.bench.summary import summary_text
+from harness.records import ModelSpend
 
 VOID = {"meta", "br", "hr", "img", "input", "link"}
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -250,8 +250,8 @@ def test_model_spend_per_strategy_beside_retries_in_summary_and_page(tmp_path: P
     plain = summary_text(report, tmp_path / "report.html")
     assert "  model  " not in plain and "tok $" not in plain  # no strategy used a model: no column
     assert "model tokens" not in render_html(report, artifacts_dir=tmp_path)
-    spent = [CandidateSpend(calls=3, input_tokens=1200, output_tokens=300, cost_usd=0.0123),
-             CandidateSpend(calls=1, input_tokens=50, output_tokens=0, cost_usd=0.0005, refused=2), None]
+    spent = [ModelSpend(calls=3, input_tokens=1200, output_tokens=300, cost_usd=0.0123),
+             ModelSpend(calls=1, input_tokens=50, output_tokens=0, cost_usd=0.0005, refused=2), None]
     report = report.model_copy(update={"candidates": [c.model_copy(update={"spend": s})
                                                       for c, s in zip(report.candidates, spent)]})
     text = summary_text(report, tmp_path / "report.html")
