@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -65,12 +66,13 @@ def status(repo: Path) -> None:
 
     rows = []
     for entry in list_raw(_runs_dir(repo)):
-        if entry.record is not None:
-            try:
-                entry.record = _viewable(entry.record, lambda r: views.run_row(r, None))
-            except HarnessError as exc:
-                entry.record, entry.error = None, str(exc)
-        rows.append(entry)
+        try:
+            if entry.record is not None:
+                rows.append(_viewable(entry.record, lambda r: views.run_row(r, entry.holder))[1])
+                continue
+        except HarnessError as exc:
+            entry.error = str(exc)
+        rows.append(views.unreadable_row(entry.run_id, entry.error))
     click.echo(views.run_list(rows))
 
 
@@ -87,10 +89,10 @@ def show(run_id: str, task: str | None, repo: Path, as_json: bool) -> None:
 
     check_run_id(run_id)
     log = RunLog(_runs_dir(repo), run_id)
-    record = _viewable(log.load_raw(), views.run_detail)
+    record, detail = _viewable(log.load_raw(), views.run_detail)
     fates = branch_fates(record)
     if task is None:
-        click.echo(_json({**record, "branch_fates": fates}) if as_json else views.run_detail(record))
+        click.echo(_json({**record, "branch_fates": fates}) if as_json else detail)
         return
     tasks = record.get("tasks", {})
     if task not in tasks and task in record.get("task_order", []):
@@ -134,16 +136,16 @@ def _runs_dir(repo: Path) -> Path:
     return common / "harness" / "runs"
 
 
-def _viewable(raw: dict, render) -> dict:
-    """The record's JSON form as the views expect it. One this harness wrote at its own
-    schema version is used as read; an older one, or one the view cannot render, goes
-    through the record models (a migration, or one line saying what is wrong)."""
+def _viewable(raw: dict, render) -> tuple[dict, Any]:
+    """The record's JSON form as the views expect it, and what `render` made of it. One
+    this harness wrote at its own schema version is used as read; an older one, or one
+    the view cannot render, goes through the record models (a migration, or one line
+    saying what is wrong)."""
     from ..repo.runlog import is_current
 
     if is_current(raw):
         try:
-            render(raw)
-            return raw
+            return raw, render(raw)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError):
             pass
     from pydantic import ValidationError
@@ -152,10 +154,11 @@ def _viewable(raw: dict, render) -> dict:
     from ..records import RunRecord
 
     try:
-        return RunRecord.model_validate(raw).model_dump(mode="json")
+        record = RunRecord.model_validate(raw).model_dump(mode="json")
     except ValidationError as exc:
         first = str(exc).strip().splitlines()
         raise RecordError(f"run {raw.get('run_id', '?')!r}: not a run record ({first[0][:200] if first else exc})") from None
+    return record, render(record)
 
 
 def _json(data) -> str:

@@ -79,18 +79,15 @@ def run_summary(record: dict) -> str:
     return "\n".join(lines)
 
 
-def run_list(entries: list) -> str:
-    """`harness status`: one row a run (runlog.RawEntry); an unreadable record is a row too."""
-    if not entries:
+def run_list(rows: list[list[str]]) -> str:
+    """`harness status`: one row a run (`run_row`, or `unreadable_row`)."""
+    if not rows:
         return "no runs"
-    rows = [["RUN", "STATUS", "CREATED", "TASKS", "RESULT"]]
-    for e in entries:
-        r = e.record
-        if r is None:
-            rows.append([e.run_id, "unreadable", "-", "-", e.error or ""])
-            continue
-        rows.append(run_row(r, e.holder))
-    return _table(rows)
+    return _table([["RUN", "STATUS", "CREATED", "TASKS", "RESULT"], *rows])
+
+
+def unreadable_row(run_id: str, error: str | None) -> list[str]:
+    return [run_id, "unreadable", "-", "-", error or ""]
 
 
 def run_row(r: dict, holder: dict | None) -> list[str]:
