@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -92,6 +93,8 @@ class Proxy:
         self._secrets = [s.encode() for s in secrets.values() if s]
         self.session: aiohttp.ClientSession | None = None
         self.replay = None  # set by the gateway in replay mode (a replay.Replayer)
+        self._in_flight: dict[AttemptKey, int] = {}
+        self._settled = threading.Condition()
 
     async def open(self) -> None:
         self.session = aiohttp.ClientSession(
@@ -183,11 +186,24 @@ class Proxy:
         return resp
 
     def _notify(self, x: Exchange, started: bool) -> None:
+        key = x.grant.key
+        with self._settled:
+            self._in_flight[key] = self._in_flight.get(key, 0) + (1 if started else -1)
+            if not self._in_flight[key]:
+                del self._in_flight[key]
+                self._settled.notify_all()
         if self.on_call is not None:
             try:
                 self.on_call(x.grant.key, x.seq, started)
             except Exception:  # the harness's callback must not break the gateway
                 pass
+
+    def settle(self, key: AttemptKey, timeout: float) -> bool:
+        """Wait (from outside the gateway's loop) until the attempt has no call in flight:
+        an agent may be done with a call (it read the stream's last event) a moment
+        before the gateway has counted and recorded it. False when `timeout` ran out."""
+        with self._settled:
+            return self._settled.wait_for(lambda: key not in self._in_flight, timeout)
 
     def finish(self, x: Exchange) -> None:
         """Hand the exchange to the recorder, once."""

@@ -21,6 +21,8 @@ from .types import AttemptKey, GatewayError, Spend, Verdict
 
 TRACE_NAME = "model.jsonl"
 MAX_REQUEST_BYTES = 64 * 2**20
+SETTLE_S = 2.0
+"""Most an attempt's spend or verdict waits for its calls in flight to be counted."""
 
 
 class Gateway(BackgroundServer):
@@ -136,13 +138,23 @@ class Gateway(BackgroundServer):
     # --- what the harness reads ---------------------------------------------------
 
     def spend(self, run: str, task: str | None = None, attempt: int | None = None) -> Spend:
-        """Spend so far of a run, a task (all attempts) or one attempt."""
+        """Spend so far of a run, a task (all attempts) or one attempt. One attempt's
+        spend waits (at most SETTLE_S) for its calls still in flight to be counted."""
+        if task is not None and attempt is not None:
+            self.settle(run, task, attempt)
         return self.ledger.spend(run, task, attempt)
+
+    def settle(self, run: str, task: str, attempt: int) -> bool:
+        """Wait (at most SETTLE_S) until the attempt has no call in flight: an agent can be
+        done with a call (it read a stream's last event) a moment before the gateway has
+        counted and recorded it. False when the wait ran out. Not from the gateway's thread."""
+        return self.proxy.settle(AttemptKey(run, task, attempt), SETTLE_S)
 
     def verdict(self, run: str, task: str, attempt: int) -> Verdict | None:
         """Why the attempt's calls stopped being answered (over_budget, upstream_unavailable,
         replay_diverged), or None. An upstream_unavailable verdict is dropped when a later
-        call of the attempt is answered; over_budget stays."""
+        call of the attempt is answered; over_budget stays. Waits like `spend`."""
+        self.settle(run, task, attempt)
         return self.proxy.verdicts.get(AttemptKey(run, task, attempt))
 
     def replay_position(self, token: str) -> tuple[int, int] | None:

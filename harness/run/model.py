@@ -332,10 +332,11 @@ class ModelAttempt:
         """Revoke the token, write out its recording, say what it spent and why its calls
         stopped being answered (when they did)."""
         gw = self.owner.gateway
+        run, task, number = self.key
         gw.revoke(self.token)
+        gw.settle(run, task, number)  # its last call counted and handed to the recorder
         self.owner._forget(self)
         gw.flush()
-        run, task, number = self.key
         self._write_order()
         return ModelOutcome(gw.spend(run, task, number), gw.verdict(run, task, number))
 
