@@ -122,7 +122,24 @@ class BuiltinAgentConfig(_Config):
     """Replaces the built-in system prompt (how to use `bash` and to submit)."""
 
 
-AgentConfig = Annotated[Union[CommandAgentConfig, BuiltinAgentConfig], Field(discriminator="type")]
+CLI_AGENTS = ("claude-code", "codex", "aider", "mini-swe-agent", "opencode")
+"""The third-party CLI agents the harness has a preset for (one adapter each in harness/agents/)."""
+
+
+class CliAgentConfig(_Config):
+    """A third-party coding-agent CLI, installed in the sandbox image
+    (`harness image build python --with TYPE`), started headless on the task's prompt
+    and pointed at the run's model gateway, so the plan needs a [model] table."""
+
+    type: Literal["claude-code", "codex", "aider", "mini-swe-agent", "opencode"]
+    model: Annotated[str, Field(min_length=1)] | None = None
+    """Model the agent asks for; unset: the task's [task.model] model ($HARNESS_MODEL)."""
+    args: list[str] = []
+    """Extra arguments, appended to the preset's headless command line."""
+
+
+AgentConfig = Annotated[Union[CommandAgentConfig, BuiltinAgentConfig, CliAgentConfig],
+                        Field(discriminator="type")]
 
 
 def coerce_typed(value: Any) -> Any:

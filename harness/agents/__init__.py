@@ -14,6 +14,11 @@ if TYPE_CHECKING:
 AGENTS: dict[str, tuple[str, str]] = {
     "command": ("harness.agents.command", "CommandAgent"),
     "builtin": ("harness.agents.builtin", "BuiltinAgent"),
+    "claude-code": ("harness.agents.claude_code", "ClaudeCodeAgent"),
+    "codex": ("harness.agents.codex", "CodexAgent"),
+    "aider": ("harness.agents.aider", "AiderAgent"),
+    "mini-swe-agent": ("harness.agents.mini_swe_agent", "MiniSweAgent"),
+    "opencode": ("harness.agents.opencode", "OpencodeAgent"),
 }
 """type -> (module, class) of each agent; the type is its config's `type`."""
 
@@ -26,4 +31,11 @@ def get_agent(config: AgentConfig) -> Agent:
         module, cls = AGENTS[config.type]
     except KeyError:
         raise UsageError(f"unknown agent {config.type!r}; known: {', '.join(AGENTS)}") from None
-    return getattr(importlib.import_module(module), cls)(config)
+    return agent_class(config.type)(config)
+
+
+def agent_class(type_: str) -> type:
+    """The adapter class of an agent type (its `package`, when it has one, is what an
+    image needs installed for it). Raises KeyError for an unknown type."""
+    module, cls = AGENTS[type_]
+    return getattr(importlib.import_module(module), cls)
